@@ -1,0 +1,1 @@
+"""Ingest: MQTT subscription, payload validation, dead letters, columnar batches onto the bus."""

@@ -23,7 +23,9 @@ class Level(enum.IntEnum):
         try:
             level = cls[word.upper()]
         except KeyError:
-            raise ValueError(f"unknown level {word!r}; expected blue, yellow, orange or red") from None
+            raise ValueError(
+                f"unknown level {word!r}; expected blue, yellow, orange or red"
+            ) from None
         if level is cls.NONE:
             raise ValueError("'none' is not an alert level")
         return level

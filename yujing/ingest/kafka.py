@@ -4,6 +4,7 @@ group consumers with manual commits after the work is done."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 
@@ -53,10 +54,9 @@ class KafkaBus:
                 if self.name(t) not in existing
             ]
             if missing:
-                try:
+                # another stage may have created them first
+                with contextlib.suppress(TopicAlreadyExistsError):
                     await admin.create_topics(missing)
-                except TopicAlreadyExistsError:
-                    pass  # another stage created them first
         finally:
             await admin.close()
 

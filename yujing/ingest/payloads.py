@@ -87,7 +87,9 @@ class Topic:
 def parse_topic(topic: str) -> Topic:
     parts = topic.split("/")
     if len(parts) != 4 or parts[0] != "yj" or parts[3] not in TOPIC_KINDS:
-        raise Rejected(Reason.BAD_TOPIC, f"expected yj/{{enterprise}}/{{device}}/{'|'.join(TOPIC_KINDS)}")
+        raise Rejected(
+            Reason.BAD_TOPIC, f"expected yj/{{enterprise}}/{{device}}/{'|'.join(TOPIC_KINDS)}"
+        )
     if not (is_identifier(parts[1]) and is_identifier(parts[2])):
         raise Rejected(Reason.BAD_TOPIC, "enterprise and device must be identifiers")
     return Topic(parts[1], parts[2], parts[3])
@@ -110,11 +112,15 @@ def decode_telemetry(payload: bytes, now_ms: int, max_skew_ms: int) -> ReadingRo
     msg = _decode(_TELEMETRY, payload)
     if msg.batch is not None:
         if msg.values is not None or msg.ts is not None:
-            raise Rejected(Reason.SCHEMA, "a message is either one readings object or {batch: [...]}")
+            raise Rejected(
+                Reason.SCHEMA, "a message is either one readings object or {batch: [...]}"
+            )
         if not msg.batch:
             raise Rejected(Reason.SCHEMA, "batch is empty")
         if len(msg.batch) > MAX_BATCH_ENTRIES:
-            raise Rejected(Reason.SCHEMA, f"batch has {len(msg.batch)} entries, at most {MAX_BATCH_ENTRIES}")
+            raise Rejected(
+                Reason.SCHEMA, f"batch has {len(msg.batch)} entries, at most {MAX_BATCH_ENTRIES}"
+            )
         entries = msg.batch
     else:
         if msg.ts is None or msg.values is None:
@@ -160,7 +166,9 @@ def _columns(entries: list[_Readings], now_ms: int, max_skew_ms: int) -> Reading
     )
 
 
-def decode_event(payload: bytes, now_ms: int, max_skew_ms: int) -> tuple[int, str, int, int | None, dict[str, Any]]:
+def decode_event(
+    payload: bytes, now_ms: int, max_skew_ms: int
+) -> tuple[int, str, int, int | None, dict[str, Any]]:
     msg = _decode(_EVENT, payload)
     if not is_identifier(msg.type):
         raise Rejected(Reason.SCHEMA, f"event type {msg.type!r} is not an identifier")
@@ -196,7 +204,11 @@ def parse_ts(raw: int | str, now_ms: int, max_skew_ms: int) -> int:
     else:
         ms = raw
     if ms < MIN_TS_MS:
-        raise Rejected(Reason.BAD_TIMESTAMP, f"ts {raw!r} is before 2000 (epoch milliseconds expected)")
+        raise Rejected(
+            Reason.BAD_TIMESTAMP, f"ts {raw!r} is before 2000 (epoch milliseconds expected)"
+        )
     if ms > now_ms + max_skew_ms:
-        raise Rejected(Reason.BAD_TIMESTAMP, f"ts {raw!r} is {(ms - now_ms) / 1000:.0f} s in the future")
+        raise Rejected(
+            Reason.BAD_TIMESTAMP, f"ts {raw!r} is {(ms - now_ms) / 1000:.0f} s in the future"
+        )
     return ms

@@ -1,0 +1,32 @@
+"""Alert changes as CloudEvents 1.0 structured JSON (the public `yj.alerts` feed)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from yujing.alerts.store import StoredChange
+
+SPEC_VERSION = "1.0"
+TYPE_PREFIX = "cn.yujing.alert."
+
+
+def to_cloudevent(change: StoredChange) -> dict[str, Any]:
+    alert = change.alert
+    return {
+        "specversion": SPEC_VERSION,
+        # Deterministic, so a subscriber can drop a redelivered event by id.
+        "id": f"{change.alert_id}-{change.seq}",
+        "source": f"/yujing/enterprises/{alert['enterprise']}",
+        "type": TYPE_PREFIX + change.transition,
+        "subject": alert["key"],
+        "time": change.at.isoformat(),
+        "datacontenttype": "application/json",
+        "seq": change.seq,
+        "actor": change.actor,
+        "data": alert,
+    }
+
+
+def encode(change: StoredChange) -> bytes:
+    return json.dumps(to_cloudevent(change), ensure_ascii=False).encode()

@@ -1,0 +1,1 @@
+"""API: the FastAPI app — auth, one route module per resource, the live alarm board."""

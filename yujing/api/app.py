@@ -1,0 +1,77 @@
+"""The FastAPI application: routers under `/api/v1`, health, metrics and the alarm board."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from importlib import resources
+
+import asyncpg
+from fastapi import FastAPI
+from fastapi.responses import HTMLResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from yujing import __version__
+from yujing.alerts.store import AlertStore
+from yujing.api import problems
+from yujing.api.problems import problem_response
+from yujing.api.routes import alerts, deadletters, devices, rules, sites, tokens
+from yujing.api.stream import ChangeHub
+from yujing.config import Settings
+from yujing.ingest.bus import Bus
+
+Check = Callable[[], Awaitable[bool]]
+
+
+def create_app(
+    settings: Settings,
+    pool: asyncpg.Pool,
+    bus: Bus,
+    store: AlertStore,
+    hub: ChangeHub,
+    checks: dict[str, Check] | None = None,
+) -> FastAPI:
+    app = FastAPI(
+        title="yujing 预警",
+        version=__version__,
+        description="Graded risk alerts from work-safety sensor streams.",
+    )
+    app.state.settings, app.state.pool, app.state.bus = settings, pool, bus
+    app.state.store, app.state.hub = store, hub
+    problems.install(app)
+    for module in (alerts, rules, devices, sites, deadletters, tokens):
+        app.include_router(module.router, prefix="/api/v1")
+
+    async def database() -> bool:
+        async with pool.acquire() as conn:
+            return bool(await conn.fetchval("SELECT true"))
+
+    all_checks: dict[str, Check] = {"database": database, **(checks or {})}
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"], response_model=None)
+    async def readyz() -> dict[str, object] | Response:
+        results: dict[str, bool] = {}
+        for name, check in all_checks.items():
+            try:
+                results[name] = await check()
+            except Exception:
+                results[name] = False
+        if all(results.values()):
+            return {"status": "ready", "checks": results}
+        failing = ", ".join(n for n, ok in results.items() if not ok)
+        return problem_response(503, "Unavailable", f"not reachable: {failing}", checks=results)
+
+    @app.get("/metrics", tags=["health"])
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    board = resources.files("yujing.api").joinpath("static/board.html").read_text("utf-8")
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def alarm_board() -> HTMLResponse:
+        return HTMLResponse(board)
+
+    return app

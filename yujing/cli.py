@@ -1,0 +1,107 @@
+"""`yujing`: run everything (`up`), or one stage at a time for the distributed deployment."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from typing import Annotated
+
+import typer
+
+from yujing.config import Settings
+
+app = typer.Typer(help="预警 yujing: streaming work-safety risk monitoring.", no_args_is_help=True)
+
+
+def _settings() -> Settings:
+    settings = Settings()
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    return settings
+
+
+def _run(main: object) -> None:
+    async def guarded() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await main(stop)  # type: ignore[operator]
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(guarded())
+
+
+@app.command()
+def up(
+    simulate: Annotated[bool, typer.Option(help="run the demo gas-detector fleet")] = True,
+) -> None:
+    """Everything in one process: embedded MQTT broker, in-process bus and embedded
+    PostgreSQL unless YJ_MQTT_URL, YJ_KAFKA_BOOTSTRAP or YJ_DATABASE_URL name real ones."""
+    from yujing.embedded_up import run_up
+
+    settings = _settings()
+    _run(lambda stop: run_up(settings, stop, simulate=simulate))
+
+
+def _stage(name: str) -> None:
+    from yujing.runtime import open_runtime, run_stages
+
+    settings = _settings()
+    if not settings.database_url:
+        raise typer.BadParameter("YJ_DATABASE_URL is required for a single stage")
+    if not settings.kafka_bootstrap:
+        raise typer.BadParameter("YJ_KAFKA_BOOTSTRAP is required for a single stage")
+
+    async def main(stop: asyncio.Event) -> None:
+        mqtt_url = settings.mqtt_url or "mqtt://127.0.0.1:1883"
+        async with open_runtime(settings, settings.database_url, mqtt_url) as rt:
+            await run_stages(rt, (name,), stop)
+
+    _run(main)
+
+
+@app.command()
+def ingest() -> None:
+    """MQTT → validation → yj.readings / yj.events / yj.status / yj.deadletter."""
+    _stage("ingest")
+
+
+@app.command()
+def engine() -> None:
+    """yj.readings → rule engine → yj.transitions (any number share the partitions)."""
+    _stage("engine")
+
+
+@app.command()
+def alerts() -> None:
+    """yj.transitions → alert lifecycle in PostgreSQL → yj.alerts, MQTT feeds."""
+    _stage("alerts")
+
+
+@app.command()
+def sink() -> None:
+    """yj.readings, events, status, dead letters → PostgreSQL (binary COPY)."""
+    _stage("sink")
+
+
+@app.command()
+def api() -> None:
+    """The HTTP API, SSE stream and alarm board."""
+    _stage("api")
+
+
+def _mount_simulate() -> None:
+    from yujing.simulators.cli import simulate
+
+    app.command("simulate")(simulate)
+
+
+_mount_simulate()
+
+
+def main() -> None:
+    app()

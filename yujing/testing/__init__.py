@@ -1,0 +1,1 @@
+"""yujing's own test kit: real servers on loopback, started when none is given."""

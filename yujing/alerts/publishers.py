@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import uuid
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -54,7 +55,10 @@ class MqttFeed:
 
     async def _connect(self) -> aiomqtt.Client:
         if self._client is None:
-            client = aiomqtt.Client(self._host, self._port, identifier="yujing-alerts-feed")
+            # Unique per process: two relays with one client id would keep disconnecting each other.
+            client = aiomqtt.Client(
+                self._host, self._port, identifier=f"yj-feed-{uuid.uuid4().hex[:12]}"
+            )
             await client.__aenter__()
             self._client = client
         return self._client

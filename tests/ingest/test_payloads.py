@@ -1,0 +1,93 @@
+"""Every malformed message gets its reason code; good ones become columns."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from yujing.ingest import payloads as p
+
+NOW = 1_763_856_000_000
+SKEW = 300_000
+
+
+def reason(fn: object, *args: object) -> str:
+    with pytest.raises(p.Rejected) as info:
+        fn(*args)  # type: ignore[operator]
+    return info.value.reason
+
+
+def test_single_readings_object_becomes_columns() -> None:
+    body = {"ts": NOW, "seq": 41, "values": {"ch4": 0.42, "co": 12, "o2": None},
+            "quality": {"co": "calibrating"}}  # fmt: skip
+    rows = p.decode_telemetry(json.dumps(body).encode(), NOW, SKEW)
+    assert rows.points == ["ch4", "co", "o2"]
+    assert rows.ts.tolist() == [NOW] * 3
+    assert rows.value[:2].tolist() == [0.42, 12.0] and math.isnan(rows.value[2])
+    assert rows.quality.tolist() == [0, 2, 0]
+    assert rows.seqs == [41]
+
+
+def test_store_and_forward_batch() -> None:
+    body = {"batch": [{"ts": NOW - 2000, "seq": 1, "values": {"ch4": 0.3}},
+                      {"ts": "2025-11-23T00:00:00+08:00", "seq": 2, "values": {"ch4": 0.4}}]}  # fmt: skip
+    rows = p.decode_telemetry(json.dumps(body).encode(), NOW, SKEW)
+    assert rows.ts.tolist() == [NOW - 2000, 1_763_827_200_000]
+    assert rows.entry_of_row.tolist() == [0, 1] and rows.seqs == [1, 2]
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        (b'{"ts": 1, "values": {', p.Reason.BAD_JSON),
+        (b"\xff\xfe", p.Reason.BAD_JSON),
+        (b'{"values": {"ch4": 1}}', p.Reason.SCHEMA),
+        (b'{"ts": 1763856000000, "values": {"ch4": "high"}}', p.Reason.SCHEMA),
+        (b'{"ts": 1763856000000, "values": {"ch4": true}}', p.Reason.SCHEMA),
+        (b'{"ts": 1763856000000, "values": {}}', p.Reason.SCHEMA),
+        (b'{"ts": 1763856000000, "values": {"c h4": 1}}', p.Reason.SCHEMA),
+        (b'{"ts": 1763856000000, "values": {"ch4": 1e999}}', p.Reason.SCHEMA),
+        (
+            b'{"ts": 1763856000000, "values": {"ch4": 1}, "quality": {"ch4": "bad"}}',
+            p.Reason.SCHEMA,
+        ),
+        (b'{"batch": []}', p.Reason.SCHEMA),
+        (b"[1, 2]", p.Reason.SCHEMA),
+        (b'{"ts": 1763856000, "values": {"ch4": 1}}', p.Reason.BAD_TIMESTAMP),
+        (b'{"ts": 1763856600000, "values": {"ch4": 1}}', p.Reason.BAD_TIMESTAMP),
+        (b'{"ts": "2025-11-23T00:00:00", "values": {"ch4": 1}}', p.Reason.BAD_TIMESTAMP),
+        (b'{"ts": "yesterday", "values": {"ch4": 1}}', p.Reason.BAD_TIMESTAMP),
+    ],
+)
+def test_bad_telemetry_is_rejected_with_its_reason(payload: bytes, expected: str) -> None:
+    assert reason(p.decode_telemetry, payload, NOW, SKEW) == expected
+
+
+def test_batch_over_the_limit_is_a_schema_error() -> None:
+    entry = {"ts": NOW, "values": {"ch4": 0.1}}
+    body = json.dumps({"batch": [entry] * (p.MAX_BATCH_ENTRIES + 1)}).encode()
+    assert reason(p.decode_telemetry, body, NOW, SKEW) == p.Reason.SCHEMA
+
+
+@pytest.mark.parametrize(
+    "topic",
+    ["yj/ent1/dev1", "yj/ent1/dev1/telemetry/x", "xx/ent1/dev1/telemetry",
+     "yj/ent 1/dev1/telemetry", "yj/ent1/dev1/readings", "yj//dev1/event"],
+)  # fmt: skip
+def test_bad_topics(topic: str) -> None:
+    assert reason(p.parse_topic, topic) == p.Reason.BAD_TOPIC
+
+
+def test_events_and_status() -> None:
+    ts, type_, count, seq, attrs = p.decode_event(
+        b'{"ts": 1763856000000, "seq": 3, "type": "person_in", "count": 2, "attrs": {"gate": 1}}',
+        NOW, SKEW,
+    )  # fmt: skip
+    assert (ts, type_, count, seq, attrs) == (NOW, "person_in", 2, 3, {"gate": 1})
+    assert p.decode_status(b'{"ts": 1763856000000, "state": "offline"}', NOW, SKEW)[1] == "offline"
+    assert (
+        reason(p.decode_status, b'{"ts": 1763856000000, "state": "asleep"}', NOW, SKEW) == "schema"
+    )
+    assert reason(p.decode_event, b'{"ts": 1763856000000, "type": "a b"}', NOW, SKEW) == "schema"

@@ -26,7 +26,8 @@ class Settings(BaseSettings):
 
     # MQTT: the subscription is shared between ingest instances when the broker supports it.
     mqtt_shared_group: str = ""
-    mqtt_client_id: str = "yujing-ingest"
+    # Persistent MQTT session id; empty: `yujing-ingest-<hostname>`, stable across restarts.
+    mqtt_client_id: str = ""
     max_payload_bytes: int = 256 * 1024
     max_future_skew_s: float = 300.0
 

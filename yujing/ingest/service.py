@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -182,8 +183,10 @@ class MqttSource:
     async def _session(
         self, ingestor: Ingestor, clock: Callable[[], int], stop: asyncio.Event
     ) -> None:
+        client_id = self._settings.mqtt_client_id or f"yujing-ingest-{socket.gethostname()}"
         client = aiomqtt.Client(
-            self.host, self.port, identifier=self._settings.mqtt_client_id, clean_session=False,
+            self.host, self.port, identifier=client_id,
+            clean_session=False,
             max_queued_incoming_messages=self._settings.ingest_max_batch * 4,
         )  # fmt: skip
         # aiomqtt has no public switch for it; paho acknowledges only when told to.

@@ -98,7 +98,7 @@ BAD_INPUT = [
     ("yj/ent1/gd-1/telemetry", b'{"ts": 1763856000000, "values": {"ch4": "x"}}', "schema"),
     ("yj/ent1/gd-1/telemetry", b'{"ts": 1763856000000, "values": {"ch4": 0.1}, "pad": "'
      + b"x" * (300 * 1024) + b'"}', "too_large"),
-    ("yj/ent1/nobody/telemetry", b'{"ts": 1763856000000, "values": {"ch4": 0.1}}', "unknown_device"),
+    ("yj/ent1/nobody/telemetry", b'{"ts": 1763856000000, "values": {"ch4": 1}}', "unknown_device"),
 ]  # fmt: skip
 
 

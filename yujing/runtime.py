@@ -25,6 +25,7 @@ from yujing.alerts.publishers import KafkaFeed, MqttFeed, Publisher
 from yujing.alerts.service import run_alerts
 from yujing.alerts.sink import run_sink
 from yujing.alerts.store import AlertStore
+from yujing.alerts.webhooks import WebhookFanout
 from yujing.api.app import create_app
 from yujing.api.auth import ensure_admin
 from yujing.api.stream import ChangeHub
@@ -98,7 +99,9 @@ def stage_tasks(
     if "sink" in stages:
         out.append(run_sink(s, rt.bus, rt.pool, stop))
     if "alerts" in stages:
-        publishers: list[Publisher] = [KafkaFeed(rt.bus), MqttFeed(host, port)]
+        publishers: list[Publisher] = [
+            KafkaFeed(rt.bus), MqttFeed(host, port), WebhookFanout(rt.pool, utcnow),
+        ]  # fmt: skip
         out.append(run_alerts(s, rt.bus, rt.pool, stop, publishers, utcnow))
     if "api" in stages:
         out.append(serve_api(rt, stop))

@@ -57,7 +57,7 @@ async def test_operator_flow_and_history(pool: asyncpg.Pool) -> None:
     await store.apply([change(9, Level.RED, Level.NONE)])
     closed = await store.close(raised.alert_id, "insp-li", "瓦斯排放完毕, 复电", everyone)
     assert closed.alert["state"] == "closed" and closed.alert["disposal"] == "瓦斯排放完毕, 复电"
-    alert, history = await store.get(raised.alert_id)
+    _, history = await store.get(raised.alert_id)
     assert [(h.transition, h.actor) for h in history] == [
         ("raised", "engine"), ("acknowledged", "op-wang"), ("resolved", "engine"),
         ("closed", "insp-li"),

@@ -31,8 +31,9 @@ def test_single_readings_object_becomes_columns() -> None:
 
 
 def test_store_and_forward_batch() -> None:
-    body = {"batch": [{"ts": NOW - 2000, "seq": 1, "values": {"ch4": 0.3}},
-                      {"ts": "2025-11-23T00:00:00+08:00", "seq": 2, "values": {"ch4": 0.4}}]}  # fmt: skip
+    first = {"ts": NOW - 2000, "seq": 1, "values": {"ch4": 0.3}}
+    second = {"ts": "2025-11-23T00:00:00+08:00", "seq": 2, "values": {"ch4": 0.4}}
+    body = {"batch": [first, second]}
     rows = p.decode_telemetry(json.dumps(body).encode(), NOW, SKEW)
     assert rows.ts.tolist() == [NOW - 2000, 1_763_827_200_000]
     assert rows.entry_of_row.tolist() == [0, 1] and rows.seqs == [1, 2]

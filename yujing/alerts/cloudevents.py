@@ -28,5 +28,9 @@ def to_cloudevent(change: StoredChange) -> dict[str, Any]:
     }
 
 
+def dumps(event: dict[str, Any]) -> bytes:
+    return json.dumps(event, ensure_ascii=False).encode()
+
+
 def encode(change: StoredChange) -> bytes:
-    return json.dumps(to_cloudevent(change), ensure_ascii=False).encode()
+    return dumps(to_cloudevent(change))

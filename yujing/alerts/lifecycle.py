@@ -41,7 +41,7 @@ def on_level_change(alert: Alert | None, t: Transition) -> tuple[Alert, Change] 
             return None
         resolved = dataclasses.replace(
             alert, state=AlertState.RESOLVED, resolved_at=at, value=t.value, changed_at=at,
-            last_event_ts=t.ts, message=t.message(),
+            last_event_ts=t.ts, message=t.message(), active_since=None,
         )  # fmt: skip
         return resolved, Change.RESOLVED
     if alert.state is AlertState.RESOLVED:
@@ -57,11 +57,14 @@ def on_level_change(alert: Alert | None, t: Transition) -> tuple[Alert, Change] 
         acknowledged_at, acknowledged_by = alert.acknowledged_at, alert.acknowledged_by
     else:
         return None
+    # Escalation counts unacknowledged time from the moment people were (again) asked to look.
+    active_since = alert.active_since if alert.state is AlertState.ACTIVE else at
     updated = dataclasses.replace(
         alert, state=state, level=to, peak_level=max(alert.peak_level, to), value=t.value,
         threshold=t.threshold, rule_version=t.rule_version, occurrences=occurrences,
         resolved_at=None, acknowledged_at=acknowledged_at, acknowledged_by=acknowledged_by,
         changed_at=at, last_event_ts=t.ts, message=t.message(),
+        active_since=active_since if state is AlertState.ACTIVE else alert.active_since,
     )  # fmt: skip
     return updated, change
 
@@ -88,6 +91,8 @@ def _raise(t: Transition, to: Level, at: datetime) -> Alert:
         changed_at=at,
         message=t.message(),
         last_event_ts=t.ts,
+        health=t.health,
+        active_since=at,
     )
 
 
@@ -96,7 +101,7 @@ def acknowledge(alert: Alert, who: str, now: datetime) -> tuple[Alert, Change]:
         raise LifecycleError(f"alert is {alert.state.value}; only an active alert is acknowledged")
     return dataclasses.replace(
         alert, state=AlertState.ACKNOWLEDGED, acknowledged_at=now, acknowledged_by=who,
-        changed_at=now,
+        changed_at=now, active_since=None,
     ), Change.ACKNOWLEDGED  # fmt: skip
 
 

@@ -58,6 +58,12 @@ class Alert:
     disposal: str | None = None
     seq: int = 0
     last_event_ts: int = 0
+    # Marks (docs/contracts.md "Marks"): kept on the record and on every transition.
+    health: bool = False
+    suppressed: bool = False
+    chattering: bool = False
+    unreliable: bool = False
+    active_since: datetime | None = None
 
     def public(self) -> dict[str, Any]:
         """The wire form: colour words, RFC 3339 times."""
@@ -84,5 +90,6 @@ COLUMNS = (
     "id", "key", "enterprise", "site", "device", "point", "rule_id", "rule_version", "kind",
     "level", "peak_level", "state", "value", "threshold", "unit", "occurrences", "started_at",
     "changed_at", "message", "resolved_at", "acknowledged_at", "acknowledged_by", "closed_at",
-    "closed_by", "disposal", "seq", "last_event_ts",
+    "closed_by", "disposal", "seq", "last_event_ts", "health", "suppressed", "chattering",
+    "unreliable", "active_since",
 )  # fmt: skip

@@ -45,7 +45,11 @@ class KafkaFeed:
 
 
 class MqttFeed:
-    """`yj/alerts/{enterprise}/{level}`, QoS 1, the alert JSON as payload."""
+    """`yj/alerts/{enterprise}/{level}`, QoS 1, the alert JSON as payload.
+
+    A feed for people: changes that are not to be pushed to people (suppressed by a
+    maintenance window, unreliable sensor, chattering after its first notice) are skipped;
+    `yj.alerts` carries them."""
 
     name = "mqtt"
 
@@ -67,6 +71,8 @@ class MqttFeed:
         try:
             client = await self._connect()
             for c in changes:
+                if not c.notify:
+                    continue
                 topic = f"yj/alerts/{c.alert['enterprise']}/{c.alert['level']}"
                 body = {"seq": c.seq, "transition": c.transition, **c.alert}
                 await client.publish(topic, json.dumps(body, ensure_ascii=False), qos=1)

@@ -1,5 +1,8 @@
 """`yujing alerts`: applies the engine's level changes to the alert store, and relays stored
-changes to the feeds. Offsets are committed only after the store has the changes."""
+changes to the feeds. Offsets are committed only after the store has the changes.
+
+Beside the consumer run the outbox relay, the webhook dispatcher, the escalation check and
+the alarm-figures refresher; each is safe to run in every `alerts` process at once."""
 
 from __future__ import annotations
 
@@ -12,8 +15,12 @@ import asyncpg
 import msgspec
 from prometheus_client import Counter
 
+from yujing.alerts.dispatch import WebhookDispatcher
+from yujing.alerts.escalation import Escalator
 from yujing.alerts.feed import FeedRelay
 from yujing.alerts.publishers import Publisher
+from yujing.alerts.settings import AlertSettings
+from yujing.alerts.stats import StatsRefresher
 from yujing.alerts.store import AlertStore
 from yujing.config import Settings
 from yujing.ingest.bus import Bus, Topics
@@ -33,8 +40,18 @@ async def run_alerts(
     publishers: Sequence[Publisher],
     clock: Callable[[], datetime],
 ) -> None:
-    store = AlertStore(pool, clock)
-    relay = asyncio.create_task(FeedRelay(pool, store, publishers).run(stop), name="alert-feed")
+    alert_settings = AlertSettings()
+    store = AlertStore(pool, clock, alert_settings)
+    helpers = [
+        asyncio.create_task(FeedRelay(pool, store, publishers).run(stop), name="alert-feed"),
+        asyncio.create_task(
+            WebhookDispatcher(pool, clock, alert_settings).run(stop), name="webhooks"
+        ),
+        asyncio.create_task(Escalator(pool, clock, alert_settings).run(stop), name="escalation"),
+        asyncio.create_task(
+            StatsRefresher(pool, clock, alert_settings.stats_every_s).run(stop), name="alarm-stats"
+        ),
+    ]
     consumer = bus.consumer([Topics.TRANSITIONS], settings.alerts_group)
     try:
         while not stop.is_set():
@@ -53,4 +70,4 @@ async def run_alerts(
             await consumer.commit()
     finally:
         await consumer.close()
-        await relay
+        await asyncio.gather(*helpers)

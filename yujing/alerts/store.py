@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
 
-from yujing.alerts import lifecycle
+from yujing.alerts import lifecycle, marks
 from yujing.alerts.model import COLUMNS, Alert, Change
+from yujing.alerts.settings import AlertSettings
 from yujing.db import Conn
 from yujing.levels import Level
 from yujing.rules.transition import Transition
@@ -40,6 +41,7 @@ class StoredChange:
     actor: str
     note: str | None
     alert: dict[str, Any]
+    notify: bool = True  # pushed to people (MQTT, webhooks)? See marks.py.
 
     def public(self) -> dict[str, Any]:
         return {
@@ -48,6 +50,7 @@ class StoredChange:
             "at": self.at.isoformat(),
             "actor": self.actor,
             "note": self.note,
+            "notify": self.notify,
             "alert": self.alert,
         }
 
@@ -55,7 +58,7 @@ class StoredChange:
     def from_row(cls, row: Any) -> StoredChange:
         return cls(
             row["seq"], row["alert_id"], row["transition"], row["at"], row["actor"],
-            row["note"], row["alert"],
+            row["note"], row["alert"], row["notify"],
         )  # fmt: skip
 
 
@@ -104,9 +107,23 @@ _INSERT_ALERT = (
 
 
 class AlertStore:
-    def __init__(self, pool: asyncpg.Pool, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        clock: Callable[[], datetime],
+        settings: AlertSettings | None = None,
+    ) -> None:
         self._pool = pool
         self._clock = clock
+        self._settings = settings or AlertSettings()
+
+    def now(self) -> datetime:
+        """The injected clock, for the API routes that record operator actions."""
+        return self._clock()
+
+    @property
+    def settings(self) -> AlertSettings:
+        return self._settings
 
     async def apply(self, transitions: Sequence[Transition]) -> list[StoredChange]:
         """Apply engine level changes; returns the changes made (replays make none)."""
@@ -178,20 +195,23 @@ class AlertStore:
         source_id: str | None,
         before: Alert | None,
     ) -> StoredChange:
+        at = self._clock() if source_id is None else alert.changed_at
+        window = timedelta(seconds=self._settings.flap_window_s)
+        ctx = await marks.context(conn, alert, change, at, window)
+        notify = marks.apply_marks(alert, before, ctx, self._settings.flap_max_reopens)
         alert.seq = await conn.fetchval("SELECT nextval('alert_seq')")
         await conn.execute(_INSERT_ALERT, *(_column(alert, c) for c in COLUMNS))
-        at = self._clock() if source_id is None else alert.changed_at
         public = alert.public()
         await conn.execute(
             "INSERT INTO alert_transitions (seq, alert_id, transition, at, actor, source_id,"
-            " from_state, to_state, from_level, to_level, note, alert)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            " from_state, to_state, from_level, to_level, note, alert, notify)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
             alert.seq, alert.id, change.value, at, actor, source_id,
             before.state.value if before else None, alert.state.value,
-            int(before.level) if before else None, int(alert.level), note, public,
+            int(before.level) if before else None, int(alert.level), note, public, notify,
         )  # fmt: skip
         await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, str(alert.seq))
-        return StoredChange(alert.seq, alert.id, change.value, at, actor, note, public)
+        return StoredChange(alert.seq, alert.id, change.value, at, actor, note, public, notify)
 
     async def get(self, alert_id: str) -> tuple[Alert, list[StoredChange]]:
         async with self._pool.acquire() as conn:
@@ -218,6 +238,29 @@ class AlertStore:
                 "SELECT * FROM alert_transitions WHERE seq > $1 ORDER BY seq LIMIT $2", seq, limit
             )
         return [StoredChange.from_row(r) for r in rows]
+
+    async def latest_changes(
+        self, enterprises: list[str] | None, min_level: Level, limit: int
+    ) -> list[StoredChange]:
+        """Newest first, for feeds that people poll (the CAP Atom feed)."""
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT * FROM alert_transitions"
+                " WHERE ($1::text[] IS NULL OR alert->>'enterprise' = ANY($1::text[]))"
+                " AND to_level >= $2 ORDER BY seq DESC LIMIT $3",
+                enterprises, int(min_level), limit,
+            )  # fmt: skip
+        return [StoredChange.from_row(r) for r in rows]
+
+    async def originals(self, alert_ids: Sequence[str]) -> dict[str, StoredChange]:
+        """The first stored change (`raised`) of each alert."""
+        async with self._pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT DISTINCT ON (alert_id) * FROM alert_transitions"
+                " WHERE alert_id = ANY($1::text[]) ORDER BY alert_id, seq",
+                list(alert_ids),
+            )
+        return {r["alert_id"]: StoredChange.from_row(r) for r in rows}
 
     async def last_seq(self) -> int:
         async with self._pool.acquire() as conn:

@@ -14,7 +14,17 @@ from yujing import __version__
 from yujing.alerts.store import AlertStore
 from yujing.api import problems
 from yujing.api.problems import problem_response
-from yujing.api.routes import alerts, deadletters, devices, rules, sites, tokens
+from yujing.api.routes import (
+    alerts,
+    asyncapi,
+    deadletters,
+    devices,
+    maintenance,
+    rules,
+    sites,
+    tokens,
+    webhooks,
+)
 from yujing.api.stream import ChangeHub
 from yujing.config import Settings
 from yujing.ingest.bus import Bus
@@ -38,7 +48,8 @@ def create_app(
     app.state.settings, app.state.pool, app.state.bus = settings, pool, bus
     app.state.store, app.state.hub = store, hub
     problems.install(app)
-    for module in (alerts, rules, devices, sites, deadletters, tokens):
+    for module in (alerts, rules, devices, sites, deadletters, tokens, webhooks, maintenance,
+                   asyncapi):  # fmt: skip
         app.include_router(module.router, prefix="/api/v1")
 
     async def database() -> bool:

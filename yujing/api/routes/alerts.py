@@ -1,18 +1,20 @@
-"""`/alerts`: list, one with its history, acknowledge, close, and the live SSE stream."""
+"""`/alerts`: list, one with its history, acknowledge, close, the live SSE stream, CAP 1.2
+(one transition, and an Atom feed) and the alarm-management figures."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from yujing.alerts import cap, escalation, stats
 from yujing.alerts.lifecycle import LifecycleError
 from yujing.alerts.store import AlertQuery, NotFound, StoredChange
 from yujing.api.auth import Principal
-from yujing.api.deps import Operator, SettingsDep, Store, Viewer
+from yujing.api.deps import Operator, Pool, SettingsDep, Store, Viewer
 from yujing.api.problems import Problem
 from yujing.levels import Level
 
@@ -115,15 +117,84 @@ async def stream(
     )
 
 
-@router.get("/{alert_id}")
-async def get_alert(alert_id: str, principal: Viewer, store: Store) -> dict[str, Any]:
+@router.get("/stats")
+async def alarm_stats(
+    principal: Viewer,
+    pool: Pool,
+    store: Store,
+    enterprise: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> dict[str, Any]:
+    """ISA-18.2 figures over [since, until) (default: the last 24 h)."""
+    now = store.now()
+    until = until or now
+    since = since or until - timedelta(days=1)
+    if since >= until:
+        raise Problem(422, "Invalid request", "since must be before until")
+    async with pool.acquire() as conn:
+        return await stats.figures(conn, since, until, now, principal.scope(enterprise))
+
+
+CapProfile = Annotated[cap.Profile, Query(description="national (Red…Blue) or international")]
+
+
+@router.get("/cap", response_class=Response, responses={200: {"content": {cap.ATOM_TYPE: {}}}})
+async def cap_feed(
+    request: Request,
+    principal: Viewer,
+    store: Store,
+    profile: CapProfile = "national",
+    min_level: str | None = None,
+    enterprise: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> Response:
+    """An Atom feed of the latest transitions, newest first, each a CAP 1.2 message."""
+    query = _filters(principal, None, min_level, enterprise, None, None)
+    scope = query.enterprises
+    latest = [] if scope == [] else await store.latest_changes(scope, query.min_level, limit)
+    originals = await store.originals([c.alert_id for c in latest])
+    entries = [(c, originals[c.alert_id]) for c in latest]
+    body = cap.feed(entries, profile, store.settings, store.now(), str(request.url))
+    return Response(body, media_type=cap.ATOM_TYPE)
+
+
+async def _visible(store: Store, principal: Principal, alert_id: str) -> Any:
     try:
         alert, history = await store.get(alert_id)
     except NotFound:
         raise Problem(404, "Not found", f"no alert {alert_id}") from None
     if not principal.can_see(alert.enterprise):
         raise Problem(404, "Not found", f"no alert {alert_id}")
-    return {**alert.public(), "transitions": [c.public() for c in history]}
+    return alert, history
+
+
+@router.get("/{alert_id}")
+async def get_alert(alert_id: str, principal: Viewer, store: Store, pool: Pool) -> dict[str, Any]:
+    alert, history = await _visible(store, principal, alert_id)
+    return {
+        **alert.public(),
+        "transitions": [c.public() for c in history],
+        "escalations": await escalation.notices(pool, alert_id),
+    }
+
+
+@router.get(
+    "/{alert_id}/cap", response_class=Response, responses={200: {"content": {cap.MEDIA_TYPE: {}}}}
+)
+async def alert_cap(
+    alert_id: str,
+    principal: Viewer,
+    store: Store,
+    profile: CapProfile = "national",
+    seq: int | None = Query(default=None, description="a transition; default the latest"),
+) -> Response:
+    _, history = await _visible(store, principal, alert_id)
+    change = history[-1] if seq is None else next((c for c in history if c.seq == seq), None)
+    if change is None:
+        raise Problem(404, "Not found", f"alert {alert_id} has no transition {seq}")
+    body = cap.document(change, history[0], profile, store.settings)
+    return Response(body, media_type=cap.MEDIA_TYPE)
 
 
 @router.post("/{alert_id}/ack")

@@ -1,0 +1,107 @@
+"""The vectorised engine against the per-reading reference on random streams, and
+against itself under different batch splits."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.rules.helpers import batch, gas
+from yujing.ingest.batch import DeviceInfo, ReadingBatch
+from yujing.rules.engine import Engine
+from yujing.rules.model import Rule, parse_rule
+from yujing.rules.reference import Reference
+from yujing.rules.transition import Transition
+
+VALUES = [0.0, 0.7, 0.8, 0.9, 0.95, 1.0, 1.05, 1.2, 1.5, 1.6, 2.0, math.nan]
+DEVICES = [gas("d0", critical=True), gas("d1"), gas("d2", location="upper_corner", critical=True),
+           DeviceInfo("e1", "d3", "gas_detector", "s2", {"sector": "coal", "location": "coal_face"})]  # fmt: skip
+
+
+@st.composite
+def threshold_rules(draw: st.DrawFn, i: int) -> dict[str, Any]:
+    words = draw(st.lists(st.sampled_from(["blue", "yellow", "orange", "red"]), min_size=1, max_size=4, unique=True))
+    order = ["blue", "yellow", "orange", "red"]
+    words.sort(key=order.index)
+    base = sorted(draw(st.lists(st.sampled_from([0.8, 0.9, 1.0, 1.2, 1.5]), min_size=len(words), max_size=len(words))))
+    direction = draw(st.sampled_from(["above", "below"]))
+    if direction == "below":
+        base = base[::-1]
+    levels = dict(zip(words, base, strict=True))
+    rule: dict[str, Any] = {"id": f"t{i}", "kind": "threshold", "direction": direction, "levels": levels,
+                            "select": {"point": draw(st.sampled_from(["ch4", "o2"]))}}  # fmt: skip
+    hyst = draw(st.sampled_from(["none", "deadband", "clear"]))
+    if hyst == "deadband":
+        rule["deadband"] = draw(st.sampled_from([0.0, 0.1, 0.3]))
+    elif hyst == "clear":
+        w = draw(st.sampled_from(words))
+        rule["clear"] = {w: levels[w] - 0.2 if direction == "above" else levels[w] + 0.2}
+    rule["for_s"] = draw(st.sampled_from([0, 0, 2, 5]))
+    rule["clear_for_s"] = draw(st.sampled_from([0, 0, 3]))
+    if draw(st.booleans()):
+        rule["overrides"] = {"d1": {"for_s": 0, "levels": {w: v * 1.1 if direction == "above" else v * 0.9 for w, v in levels.items()}}}
+    return rule
+
+
+@st.composite
+def rule_sets(draw: st.DrawFn) -> list[Rule]:
+    n = draw(st.integers(1, 3))
+    rules = [draw(threshold_rules(i)) for i in range(n)]
+    if draw(st.booleans()):
+        rules.append({"id": "stuck", "kind": "stuck", "select": {"tags": {"critical": "true"}},
+                      "epsilon": draw(st.sampled_from([0.0, 0.1])), "levels": {"blue": 3, "orange": 6}})  # fmt: skip
+    if draw(st.booleans()):
+        rules.append({"id": "fault", "kind": "absent", "signal": "fault", "select": {"point": "ch4"}, "levels": {"blue": 2}})
+        rules.append({"id": "silent", "kind": "absent", "select": {}, "levels": {"blue": 4, "red": 9}})
+    if draw(st.booleans()):
+        rules.append({"id": "grp", "kind": "composite", "group_by": "site", "of_level": "yellow", "count": 2,
+                      "level": "orange", "window_s": 5})  # fmt: skip
+    return [parse_rule(r) for r in rules]
+
+
+@st.composite
+def streams(draw: st.DrawFn) -> list[tuple[DeviceInfo, str, int, float, int]]:
+    n = draw(st.integers(1, 60))
+    t = 1_000_000
+    rows = []
+    for _ in range(n):
+        t += draw(st.sampled_from([0, 500, 1000, 1000, 2000]))
+        jitter = draw(st.sampled_from([0, 0, 0, -700, -3000, 300]))  # disorder and late readings
+        q = draw(st.sampled_from([0, 0, 0, 0, 0, 1, 2]))
+        rows.append((draw(st.sampled_from(DEVICES)), draw(st.sampled_from(["ch4", "o2"])), t + jitter,
+                     draw(st.sampled_from(VALUES)), q))  # fmt: skip
+    return rows
+
+
+def split(rows: list[Any], cuts: list[int]) -> list[ReadingBatch]:
+    edges = sorted({0, len(rows), *(c % (len(rows) + 1) for c in cuts)})
+    return [batch(rows[a:b]) for a, b in zip(edges, edges[1:], strict=False) if b > a]
+
+
+def run(engine: Engine | Reference, batches: list[ReadingBatch], tick: int) -> list[Transition]:
+    out: list[Transition] = []
+    for b in batches:
+        out.extend(engine.on_batch(b))
+    out.extend(engine.on_tick(tick))
+    return out
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rules=rule_sets(), rows=streams(), cuts=st.lists(st.integers(0, 60), max_size=6),
+       cuts2=st.lists(st.integers(0, 60), max_size=6), tick=st.integers(0, 20_000))  # fmt: skip
+def test_vectorised_engine_equals_reference_however_split(
+    rules: list[Rule], rows: list[Any], cuts: list[int], cuts2: list[int], tick: int
+) -> None:
+    versions = [(r, 1) for r in rules]
+    now = max(r[2] for r in rows) + tick
+    want = run(Reference(versions), [batch(rows)], now)
+    engine = Engine(versions)
+    got = run(engine, split(rows, cuts), now)
+    assert got == want
+    assert run(Engine(versions), split(rows, cuts2), now) == want
+    ref = Reference(versions)
+    run(ref, [batch(rows)], now)
+    assert engine.late_readings == ref.late_readings

@@ -1,0 +1,277 @@
+"""The rule engine: pure, no I/O, the clock passed in. Batches in, transitions out.
+
+Rules are bound to series as series appear (from the device records batches carry) and
+when rules change; each rule kind keeps its per-series state in numpy columns (`Slots`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from yujing.ingest.batch import Q_OK, DeviceInfo, Event, ReadingBatch
+from yujing.rules.emit import RuleEntry
+from yujing.rules.health import Health
+from yujing.rules.model import CompositeRule, EventRule, Rule, ThresholdRule, site_states
+from yujing.rules.series import Series
+from yujing.rules.signals import Composites, EventCounts
+from yujing.rules.threshold import Thresholds
+from yujing.rules.transition import Transition
+
+log = logging.getLogger(__name__)
+DEFAULT_SITE_STATE = "operating"
+
+
+class Engine:
+    def __init__(self, rules: Sequence[tuple[Rule, int]]) -> None:
+        self.series = Series()
+        self.thresholds = Thresholds()
+        self.health = Health()
+        self.events = EventCounts()
+        self.composites = Composites()
+        self.entries: dict[str, RuleEntry] = {}
+        self._next_index = 0
+        self.site_state: dict[tuple[str, str], str] = {}
+        self.by_kind_point: dict[tuple[str, str], set[int]] = {}
+        self.late_readings = 0
+        self.readings = 0
+        self.set_rules(rules)
+
+    # ---- rules -------------------------------------------------------------------------
+
+    def set_rules(self, rules: Sequence[tuple[Rule, int]]) -> None:
+        """Swap in a rule set between batches. Rules whose (id, version) is unchanged keep
+        their slots; a rule with a new version keeps each series' current level (so an
+        open alert is neither orphaned nor raised again) and restarts its timers."""
+        wanted = {r.id: (r, v) for r, v in rules if r.enabled}
+        carried: dict[str, dict[int, int]] = {}
+        for rid, entry in list(self.entries.items()):
+            keep = wanted.get(rid)
+            if keep is not None and keep[1] == entry.version and keep[0] == entry.rule:
+                continue
+            carried[rid] = self._unbind(entry)
+            del self.entries[rid]
+        for rid, (rule, version) in wanted.items():
+            if rid in self.entries:
+                continue
+            entry = RuleEntry(rule, version, self._next_index)
+            self._next_index += 1
+            self.entries[rid] = entry
+            self._bind_rule(entry, carried.get(rid, {}))
+        self.thresholds.slots.compact()
+        self.health.compact()
+
+    def _unbind(self, entry: RuleEntry) -> dict[int, int]:
+        if isinstance(entry.rule, EventRule):
+            return self.events.unbind(entry)
+        if isinstance(entry.rule, CompositeRule):
+            return self.composites.unbind(entry)
+        if isinstance(entry.rule, ThresholdRule):
+            slots = self.thresholds.slots
+            k = slots.of_rule(entry.index)
+            levels = dict(
+                zip(slots.series[k].tolist(), slots.col["level"][k].tolist(), strict=True)
+            )
+            slots.remove(k)
+            return levels
+        return self.health.unbind(entry)
+
+    def _bind_rule(self, entry: RuleEntry, carried: dict[int, int]) -> None:
+        rule = entry.rule
+        if isinstance(rule, EventRule):
+            self.events.bind(entry, carried)
+            return
+        if isinstance(rule, CompositeRule):
+            self.composites.bind(entry, carried)
+            return
+        sel = rule.select
+        candidates: set[int] = set()
+        for (kind, point), sids in self.by_kind_point.items():
+            if (sel.device_kind in (None, kind)) and (sel.point in (None, point)):
+                candidates |= sids
+        sids = sorted(s for s in candidates if self._matches(rule, s))
+        self._bind_kind(entry, sids, carried)
+
+    def _bind_kind(self, entry: RuleEntry, sids: list[int], carried: dict[int, int]) -> None:
+        if not sids:
+            return
+        if isinstance(entry.rule, ThresholdRule):
+            self.thresholds.bind(
+                entry, sids, self.series, lambda info: self._gate(entry.rule, info)
+            )
+            if carried:
+                self._carry_threshold(entry, carried)
+        else:
+            self.health.bind(entry, sids, self.series, carried)
+
+    def _carry_threshold(self, entry: RuleEntry, carried: dict[int, int]) -> None:
+        slots = self.thresholds.slots
+        k = slots.of_rule(entry.index)
+        old = np.array([carried.get(s, 0) for s in slots.series[k].tolist()], np.int8)
+        present = slots.col["present"][k]
+        # The nearest level the new rule has at or below the old one, else its lowest.
+        lv = np.zeros(len(k), np.int8)
+        for i in range(4):
+            lv = np.where(present[:, i] & (old >= i + 1), i + 1, lv)
+        lowest = np.argmax(present, axis=1) + 1
+        lv = np.where((old > 0) & (lv == 0), lowest, lv).astype(np.int8)
+        slots.col["level"][k] = lv
+        self.thresholds.refresh(k)
+
+    def _matches(self, rule: Rule, sid: int) -> bool:
+        info, point = self.series.info(sid)
+        return rule.select.matches(info.kind, point, info.tags)
+
+    def _gate(self, rule: Rule, info: DeviceInfo) -> bool:
+        states = site_states(getattr(rule, "site_state", None))
+        if states is None:
+            return True
+        return self.site_state.get((info.enterprise, info.site), DEFAULT_SITE_STATE) in states
+
+    def _bind_series(self, sids: list[int]) -> None:
+        """Bind every rule to new series (or to series of a device whose record changed).
+        Series of the same kind, point and tags match the same rules: decided once."""
+        by_rule: dict[str, list[int]] = {}
+        decided: dict[tuple[str, str, tuple[tuple[str, str], ...]], list[str]] = {}
+        series_rules = [e for e in self.entries.values() if not isinstance(e.rule, EventRule | CompositeRule)]
+        for sid in sids:
+            info, point = self.series.info(sid)
+            self.by_kind_point.setdefault((info.kind, point), set()).add(sid)
+            shape = (info.kind, point, tuple(sorted(info.tags.items())))
+            rids = decided.get(shape)
+            if rids is None:
+                rids = decided[shape] = [
+                    e.id for e in series_rules if e.rule.select.matches(info.kind, point, info.tags)
+                ]
+            for rid in rids:
+                by_rule.setdefault(rid, []).append(sid)
+        for rid, rsids in by_rule.items():
+            self._bind_kind(self.entries[rid], rsids, {})
+
+    def _rebind_devices(self, devices: list[int]) -> None:
+        """A device's record changed (kind, site or tags): its series are bound again,
+        keeping each rule's current level."""
+        sids = [s for d in devices for s in self.series.of_device(d)]
+        if not sids:
+            return
+        arr = np.array(sids, np.intp)
+        slots = self.thresholds.slots
+        k = slots.of_series(arr)
+        levels: dict[tuple[int, int], int] = {}
+        for slot, s, lvl in zip(
+            k.tolist(), slots.series[k].tolist(), slots.col["level"][k].tolist(), strict=True
+        ):
+            levels[(int(slots.rule[slot]), s)] = lvl
+        slots.remove(k)
+        self.health.remove_series(arr)
+        for kp in self.by_kind_point.values():
+            kp.difference_update(sids)
+        self._bind_series(sids)
+        k = slots.of_series(arr)
+        for slot, s in zip(k.tolist(), slots.series[k].tolist(), strict=True):
+            slots.col["level"][slot] = levels.get((int(slots.rule[slot]), s), 0)
+        self.thresholds.refresh(k)
+
+    # ---- input -------------------------------------------------------------------------
+
+    def on_batch(self, batch: ReadingBatch, partition: int = 0) -> list[Transition]:
+        sid32, new, changed = self.series.lookup(batch, partition)
+        if changed:
+            self._rebind_devices(changed)
+        if new:
+            self._bind_series(new)
+        if not len(batch):
+            return []
+        sid = sid32.astype(np.intp)
+        late = self.series.observe(sid32, batch.ts)
+        self.readings += len(batch)
+        self.late_readings += int(late.sum())
+        fresh = ~late
+        usable = fresh & (batch.quality == Q_OK) & ~np.isnan(batch.value)
+        out = self.thresholds.evaluate(sid, batch.ts, batch.value, usable, self.series)
+        out.extend(
+            self.health.evaluate(
+                sid, batch.ts, batch.value, batch.quality, fresh, usable, self.series
+            )
+        )
+        return self._finish(out)
+
+    def _finish(self, out: list[tuple[int, Transition]]) -> list[Transition]:
+        """Transitions in a canonical order (deciding reading, then key), fed to the
+        composite rules in that order, which is the same however the stream was split."""
+        out.sort(key=lambda at: (at[0], at[1].key))
+        result = [t for _, t in out]
+        if self.composites.active:
+            result = self.composites.feed(result, self.series)
+        return result
+
+    def on_events(self, events: Sequence[Event]) -> list[Transition]:
+        out: list[tuple[int, Transition]] = []
+        for i, ev in enumerate(events):
+            gate = self._site_of(ev.device)
+            out.extend((i, t) for t in self.events.on_event(ev, gate))
+        return self._finish(out)
+
+    def on_tick(self, now_ms: int) -> list[Transition]:
+        out = [(0, t) for t in self.health.on_tick(now_ms, self.series)]
+        out.extend((0, t) for t in self.events.on_tick(now_ms))
+        result = self._finish(out)
+        result.extend(self.composites.on_tick(now_ms))
+        return result
+
+    def _site_of(self, info: DeviceInfo) -> str:
+        return self.site_state.get((info.enterprise, info.site), DEFAULT_SITE_STATE)
+
+    def set_site_state(self, enterprise: str, site: str, state: str) -> None:
+        """Gates rules with `site_state`; takes effect from the next reading or event."""
+        self.site_state[(enterprise, site)] = state
+        sids = [
+            s
+            for d, info in enumerate(self.series.devices)
+            if info.enterprise == enterprise and info.site == site
+            for s in self.series.of_device(d)
+        ]
+        if not sids:
+            return
+        slots = self.thresholds.slots
+        k = slots.of_series(np.array(sids, np.intp))
+        gates = [
+            self._gate(
+                self.thresholds.entries[int(slots.rule[x])].rule,
+                self.series.devices[int(self.series.device[slots.series[x]])],
+            )
+            for x in k.tolist()
+        ]
+        self.thresholds.set_gate(k, np.array(gates, np.bool_))
+
+    def device_changed(self, enterprise: str, device: str) -> None:
+        """The registry changed a device record; its next batch rebinds its series."""
+        self.series.mark_changed(f"{enterprise}/{device}")
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "readings": self.readings,
+            "late_readings": self.late_readings,
+            "series": len(self.series),
+            "rules": len(self.entries),
+            "threshold_slots": int(self.thresholds.slots.alive[: self.thresholds.slots.n].sum()),
+        }
+
+    # ---- snapshots ---------------------------------------------------------------------
+
+    def snapshot(self, partition: int | None = None) -> bytes:
+        """State of every series (or of one input partition's devices) as bytes."""
+        from yujing.rules import snapshot
+
+        return snapshot.dump(self, partition)
+
+    @classmethod
+    def restore(cls, data: bytes, rules: Sequence[tuple[Rule, int]], partition: int = 0) -> Engine:
+        from yujing.rules import snapshot
+
+        engine = cls(rules)
+        snapshot.load(engine, data, partition)
+        return engine

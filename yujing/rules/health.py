@@ -1,0 +1,253 @@
+"""Device-health rules on series: `absent` (silence, or a point stuck in `fault` quality;
+graded by duration on the clock tick) and `stuck` (value unchanged within `epsilon`;
+graded by duration on event time).
+
+Per slot: `mode` (silence, fault, stuck), `level`, duration bounds per level, `since`
+(start of the fault run, or of the unchanged run) and `anchor` (the value the unchanged
+run started with). A series with one reading in the batch is handled with array
+operations; a series with several goes through the per-reading step in arrival order.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from yujing.ingest.batch import Q_FAULT
+from yujing.levels import COLOURS
+from yujing.rules.emit import RuleEntry, series_transition
+from yujing.rules.model import AbsentRule, StuckRule
+from yujing.rules.series import NONE_TS, B, F64, I64, Series, group_order, ranks
+from yujing.rules.slots import Slots
+from yujing.rules.transition import Transition
+
+NONE = int(NONE_TS)
+NEVER = np.iinfo(np.int64).max
+SILENCE, FAULT, STUCK = 0, 1, 2
+COLUMNS: dict[str, tuple[Any, tuple[int, ...], Any]] = {
+    "mode": (np.int8, (), 0),
+    "level": (np.int8, (), 0),
+    "dur": (np.int64, (4,), NEVER),  # ms; a missing level takes the next present one's
+    "present": (np.bool_, (4,), False),
+    "since": (np.int64, (), NONE),
+    "anchor": (np.float64, (), np.nan),
+    "eps": (np.float64, (), 0.0),
+}
+
+
+def durations(levels: dict[str, float]) -> tuple[list[int], list[bool]]:
+    dur, present, nxt = [NEVER] * 4, [False] * 4, NEVER
+    for i in range(3, -1, -1):
+        word = COLOURS[i].word
+        if word in levels:
+            nxt = round(levels[word] * 1000)
+            present[i] = True
+        dur[i] = nxt
+    return dur, present
+
+
+def level_at(dur: npt.NDArray[np.int64], elapsed: npt.NDArray[np.int64]) -> npt.NDArray[np.int8]:
+    """Level reached after `elapsed` ms: the count of bounds passed (bounds are filled)."""
+    return (elapsed[:, None] >= dur).sum(axis=1).astype(np.int8)
+
+
+class Health:
+    def __init__(self) -> None:
+        self.slots = Slots(COLUMNS)
+        self.entries: dict[int, RuleEntry] = {}
+
+    def bind(
+        self, entry: RuleEntry, sids: list[int], series: Series, carried: dict[int, int]
+    ) -> None:
+        self.entries[entry.index] = entry
+        rows = []
+        for sid in sids:
+            info, _ = series.info(sid)
+            rule = entry.for_device(info.device)
+            assert isinstance(rule, AbsentRule | StuckRule)
+            mode = (
+                STUCK
+                if isinstance(rule, StuckRule)
+                else (FAULT if rule.signal == "fault" else SILENCE)
+            )
+            dur, present = durations(dict(rule.levels))
+            eps = rule.epsilon if isinstance(rule, StuckRule) else 0.0
+            rows.append((sid, mode, dur, present, eps, carried.get(sid, 0)))
+        k = self.slots.add(entry.index, np.array([r[0] for r in rows], np.intp))
+        c = self.slots.col
+        c["mode"][k] = [r[1] for r in rows]
+        c["dur"][k] = [r[2] for r in rows]
+        c["present"][k] = [r[3] for r in rows]
+        c["eps"][k] = [r[4] for r in rows]
+        c["level"][k] = [r[5] for r in rows]
+
+    def unbind(self, entry: RuleEntry) -> dict[int, int]:
+        k = self.slots.of_rule(entry.index)
+        levels = dict(
+            zip(self.slots.series[k].tolist(), self.slots.col["level"][k].tolist(), strict=True)
+        )
+        self.slots.remove(k)
+        return levels
+
+    def remove_series(self, sids: npt.NDArray[np.intp]) -> None:
+        self.slots.remove(self.slots.of_series(sids))
+
+    def compact(self) -> None:
+        self.slots.compact()
+
+    def evaluate(
+        self,
+        sid: npt.NDArray[np.intp],
+        ts: I64,
+        value: F64,
+        quality: npt.NDArray[np.uint8],
+        fresh: B,
+        usable: B,
+        series: Series,
+    ) -> list[tuple[int, Transition]]:
+        out: list[tuple[int, Transition]] = []
+        self.slots.fit_series(series.count)
+        c = self.slots.col
+        for layer in self.slots.layers:
+            k = layer[sid]
+            idx = np.flatnonzero((k >= 0) & fresh)
+            if not len(idx):
+                continue
+            kk = k[idx].astype(np.intp)
+            counts = np.bincount(kk, minlength=self.slots.n)
+            multi = counts[kk] > 1
+            single = idx[~multi]
+            ks = kk[~multi]
+            mode = c["mode"][ks]
+            out.extend(self._single(ks, single, ts, value, quality, usable, mode, series))
+            if multi.any():
+                # Several readings of one series: one vectorised pass per occurrence
+                # (first readings of every such series, then second ones, ...).
+                rows, kms = idx[multi], kk[multi]
+                order = group_order(kms)
+                rows, kms = rows[order], kms[order]
+                rank = ranks(kms)
+                for r in range(int(rank.max()) + 1):
+                    at = rank == r
+                    out.extend(self._single(kms[at], rows[at], ts, value, quality, usable, c["mode"][kms[at]], series))
+        return out
+
+    def _single(
+        self,
+        ks: Any,
+        rows: Any,
+        ts: I64,
+        value: F64,
+        quality: Any,
+        usable: B,
+        mode: Any,
+        series: Series,
+    ) -> list[tuple[int, Transition]]:
+        c = self.slots.col
+        level = c["level"][ks]
+        t = ts[rows]
+        # silence: any reading ends it
+        # fault: a fault reading starts (or continues) the run, any other ends it
+        is_fault = mode == FAULT
+        faulty = quality[rows] == Q_FAULT
+        since = c["since"][ks]
+        c["since"][ks[is_fault]] = np.where(
+            faulty[is_fault], np.where(since[is_fault] == NONE, t[is_fault], since[is_fault]), NONE
+        )
+        # stuck: usable readings only
+        st = (mode == STUCK) & usable[rows]
+        v = value[rows]
+        anchor = c["anchor"][ks]
+        moved = st & (np.isnan(anchor) | (np.abs(v - anchor) > c["eps"][ks]))
+        c["anchor"][ks[moved]] = v[moved]
+        c["since"][ks[moved]] = t[moved]
+        held = st & ~moved
+        new = level.copy()
+        new[(mode == SILENCE) | (is_fault & ~faulty) | moved] = 0
+        if held.any():
+            grown = level_at(c["dur"][ks[held]], t[held] - c["since"][ks[held]])
+            new[held] = np.maximum(level[held], grown)
+        change = np.flatnonzero(new != level)
+        c["level"][ks[change]] = new[change]
+        out = []
+        for i in change.tolist():
+            k1, a = int(ks[i]), int(rows[i])
+            out.append(
+                (
+                    a,
+                    self._transition(
+                        k1, int(level[i]), int(new[i]), int(t[i]), float(v[i]), series
+                    ),
+                )
+            )
+        return out
+
+    def _transition(
+        self, k: int, before: int, after: int, t: int, v: float, series: Series
+    ) -> Transition:
+        c = self.slots.col
+        entry = self.entries[int(self.slots.rule[k])]
+        info, point = series.info(int(self.slots.series[k]))
+        mode = int(c["mode"][k])
+        if mode == STUCK and after > before:
+            bound: float | None = float(c["dur"][k][after - 1]) / 1000
+            return series_transition(
+                entry,
+                info,
+                point,
+                from_level=before,
+                to_level=after,
+                ts=t,
+                value=(t - int(c["since"][k])) / 1000,
+                threshold=bound,
+                unit="s",
+            )
+        return series_transition(
+            entry,
+            info,
+            point,
+            from_level=before,
+            to_level=after,
+            ts=t,
+            value=None if math.isnan(v) else v,
+            threshold=None,
+        )
+
+    def on_tick(self, now_ms: int, series: Series) -> list[Transition]:
+        """Silence and fault durations against the clock."""
+        c = self.slots.col
+        n = self.slots.n
+        k = np.flatnonzero(self.slots.alive[:n] & (c["mode"][:n] != STUCK))
+        if not len(k):
+            return []
+        mode = c["mode"][k]
+        start = np.where(mode == SILENCE, series.last_ts[self.slots.series[k]], c["since"][k])
+        running = start != NONE
+        elapsed = np.where(running, now_ms - np.where(running, start, 0), -1)
+        grown = np.where(running, level_at(c["dur"][k], elapsed), 0)
+        level = c["level"][k]
+        new = np.maximum(level, grown).astype(np.int8)
+        change = np.flatnonzero(new != level)
+        c["level"][k[change]] = new[change]
+        out = []
+        for i in change.tolist():
+            k1 = int(k[i])
+            entry = self.entries[int(self.slots.rule[k1])]
+            info, point = series.info(int(self.slots.series[k1]))
+            out.append(
+                series_transition(
+                    entry,
+                    info,
+                    point,
+                    from_level=int(level[i]),
+                    to_level=int(new[i]),
+                    ts=now_ms,
+                    value=float(elapsed[i]) / 1000,
+                    threshold=float(c["dur"][k1][new[i] - 1]) / 1000,
+                    unit="s",
+                )
+            )
+        return out

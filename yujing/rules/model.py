@@ -1,0 +1,340 @@
+"""The rule model (CONTRACTS.md, "Rules"): one pydantic class per rule kind, discriminated
+on `kind`, with validation that refuses rules an engine could not evaluate sensibly.
+
+Thresholds may name a device tag instead of a number (`"idle_kw"`, `"0.2*dp_rated"`): the
+value is then read from each device's tags when the rule is bound to it, because some
+limits (a collector's rated pressure difference, a plant's idle power) belong to the device.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal, TypeAlias
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from yujing.levels import Level
+from yujing.names import IDENTIFIER
+
+Ident = Annotated[str, StringConstraints(pattern=IDENTIFIER.pattern)]
+LevelWord = Literal["blue", "yellow", "orange", "red"]
+Direction = Literal["above", "below"]
+Seconds = Annotated[float, Field(ge=0, le=366 * 86400)]
+# A threshold: a number, a tag name, or `factor*tag` (the tag's value read per device).
+Bound = float | str
+TAG_REF = re.compile(
+    r"^(?:(?P<factor>[0-9]+(?:\.[0-9]*)?|\.[0-9]+)\*)?(?P<tag>[A-Za-z][A-Za-z0-9_.-]*)$"
+)
+SITE_STATES = ("operating", "halted", "closed")
+
+
+def level_of(word: str) -> Level:
+    return Level.parse(word)
+
+
+def resolve_bound(bound: Bound, tags: Mapping[str, str]) -> float | None:
+    """A threshold's value for one device; None when the device lacks the tag or it is not
+    a number (the rule is then not bound to that device)."""
+    if not isinstance(bound, str):
+        return float(bound)
+    m = TAG_REF.fullmatch(bound)
+    if m is None or m["tag"] not in tags:
+        return None
+    try:
+        value = float(tags[m["tag"]])
+    except ValueError:
+        return None
+    return value * float(m["factor"] or 1.0)
+
+
+def _check_bound(value: Bound) -> Bound:
+    if isinstance(value, str) and TAG_REF.fullmatch(value) is None:
+        raise ValueError(
+            f"{value!r} is neither a number nor a tag reference like 'dp_rated' or '0.2*dp_rated'"
+        )
+    if isinstance(value, float) and value != value:
+        raise ValueError("NaN is not a threshold")
+    return value
+
+
+class Select(BaseModel):
+    """Which series a rule applies to; every given field must match."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    device_kind: Ident | None = None
+    point: Ident | None = None
+    tags: dict[Ident, str] = {}
+
+    def matches(self, kind: str, point: str | None, tags: Mapping[str, str]) -> bool:
+        if self.device_kind is not None and self.device_kind != kind:
+            return False
+        if self.point is not None and self.point != point:
+            return False
+        return all(tags.get(k) == v for k, v in self.tags.items())
+
+
+class _RuleBase(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: Ident
+    name: str = Field(default="", max_length=200)
+    description: str = Field(default="", max_length=2000)
+    source: str = Field(default="", max_length=500, description="where the thresholds come from")
+    select: Select = Select()
+    enabled: bool = True
+    health: bool = Field(default=False, description="a device-health rule, fed by fault readings")
+    overrides: dict[Ident, dict[str, Any]] = {}
+
+    @model_validator(mode="after")
+    def _check_overrides(self) -> _RuleBase:
+        for device, fields in self.overrides.items():
+            bad = {"id", "kind", "select", "overrides"} & set(fields)
+            if bad:
+                raise ValueError(f"override for {device} may not change {sorted(bad)}")
+            # Each override must itself give a valid rule; errors name the device.
+            try:
+                self.for_device(device)
+            except ValidationError as exc:
+                msgs = "; ".join(
+                    f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
+                )
+                raise ValueError(f"override for {device}: {msgs}") from None
+        return self
+
+    def for_device(self, device: str) -> Any:
+        """The rule as it applies to one device (its override merged in)."""
+        fields = self.overrides.get(device)
+        if not fields:
+            return self
+        merged = self.model_dump(mode="json", exclude={"overrides"}) | fields
+        return type(self).model_validate(merged)
+
+
+def _levels_map(value: dict[str, Any], what: str) -> dict[str, Any]:
+    if not value:
+        raise ValueError(f"{what} must name at least one of blue, yellow, orange, red")
+    for word in value:
+        level_of(word)
+    return value
+
+
+def _ordered(levels: Mapping[str, float], *, increasing: bool, what: str) -> None:
+    """Numbers must rise (or fall) with the level; equal neighbours are allowed (e.g. a
+    return airway whose alarm and power-cut values are both 1.0 % CH4)."""
+    ordered = sorted(levels.items(), key=lambda kv: level_of(kv[0]))
+    for (lo_w, lo), (hi_w, hi) in zip(ordered, ordered[1:], strict=False):
+        if (hi < lo) if increasing else (hi > lo):
+            rel = "≥" if increasing else "≤"
+            raise ValueError(f"{what}: {hi_w} ({hi}) must be {rel} {lo_w} ({lo})")
+
+
+class ThresholdRule(_RuleBase):
+    kind: Literal["threshold"] = "threshold"
+    levels: dict[LevelWord, Bound]
+    direction: Direction = "above"
+    for_s: Seconds | dict[LevelWord, Seconds] = 0.0
+    clear: dict[LevelWord, Bound] = {}
+    deadband: Annotated[float, Field(ge=0)] | None = None
+    clear_for_s: Seconds = 0.0
+    site_state: str | list[str] | None = None
+
+    @field_validator("levels", "clear")
+    @classmethod
+    def _bounds(cls, v: dict[str, Bound]) -> dict[str, Bound]:
+        for b in v.values():
+            _check_bound(b)
+        return v
+
+    @field_validator("site_state")
+    @classmethod
+    def _site_state(cls, v: str | list[str] | None) -> str | list[str] | None:
+        return _check_site_state(v)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ThresholdRule:
+        _levels_map(dict(self.levels), "levels")
+        if self.clear and self.deadband is not None:
+            raise ValueError("give either clear or deadband, not both")
+        unknown = set(self.clear) - set(self.levels)
+        if unknown:
+            raise ValueError(f"clear names levels the rule does not have: {sorted(unknown)}")
+        if isinstance(self.for_s, dict) and set(self.for_s) - set(self.levels):
+            raise ValueError(
+                f"for_s names levels the rule does not have: {sorted(set(self.for_s) - set(self.levels))}"
+            )
+        numeric = {k: v for k, v in self.levels.items() if not isinstance(v, str)}
+        if len(numeric) == len(self.levels):
+            check_threshold_numbers(
+                self, {k: float(v) for k, v in numeric.items()}, self._numeric_clear()
+            )
+        return self
+
+    def _numeric_clear(self) -> dict[str, float] | None:
+        if any(isinstance(v, str) for v in self.clear.values()):
+            return None
+        return {k: float(v) for k, v in self.clear.items()}
+
+    def level_for_s(self, word: str) -> float:
+        if isinstance(self.for_s, dict):
+            return float(self.for_s.get(word, 0.0))  # type: ignore[call-overload]
+        return float(self.for_s)
+
+
+def check_threshold_numbers(
+    rule: ThresholdRule, levels: Mapping[str, float], clear: Mapping[str, float] | None
+) -> None:
+    """Validation that needs numbers; run at parse time, or per device for tag thresholds."""
+    above = rule.direction == "above"
+    _ordered(levels, increasing=above, what="levels")
+    for word, c in (clear or {}).items():
+        t = levels[word]
+        if (c > t) if above else (c < t):
+            side = "at or below" if above else "at or above"
+            raise ValueError(
+                f"clear.{word} ({c}) must be {side} its threshold ({t}) for direction {rule.direction}"
+            )
+
+
+def _check_site_state(v: str | list[str] | None) -> str | list[str] | None:
+    for s in [v] if isinstance(v, str) else (v or []):
+        if s not in SITE_STATES:
+            raise ValueError(f"unknown site state {s!r}; expected one of {', '.join(SITE_STATES)}")
+    return v
+
+
+def site_states(v: str | list[str] | None) -> frozenset[str] | None:
+    if v is None:
+        return None
+    return frozenset([v] if isinstance(v, str) else v)
+
+
+class RateRule(_RuleBase):
+    """Change per minute over `window_s`, compared with `levels` like a threshold."""
+
+    kind: Literal["rate"] = "rate"
+    levels: dict[LevelWord, float]
+    direction: Direction = "above"
+    window_s: Annotated[float, Field(gt=0, le=86400)]
+    for_s: Seconds = 0.0
+    clear_for_s: Seconds = 0.0
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RateRule:
+        _levels_map(dict(self.levels), "levels")
+        _ordered(self.levels, increasing=self.direction == "above", what="levels")
+        return self
+
+
+class AbsentRule(_RuleBase):
+    """No reading from a selected point for a while (`signal: silence`), or a point that
+    keeps reporting `fault` quality (`signal: fault`); `levels` are durations in seconds,
+    measured on the clock tick against the last reading's event time."""
+
+    kind: Literal["absent"] = "absent"
+    levels: dict[LevelWord, Annotated[float, Field(gt=0)]]
+    signal: Literal["silence", "fault"] = "silence"
+    health: bool = True
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AbsentRule:
+        _levels_map(dict(self.levels), "levels")
+        _ordered(self.levels, increasing=True, what="levels (seconds)")
+        return self
+
+
+class StuckRule(_RuleBase):
+    """Value unchanged within `epsilon`; `levels` are how long (seconds), e.g. {blue: 1800}."""
+
+    kind: Literal["stuck"] = "stuck"
+    levels: dict[LevelWord, Annotated[float, Field(gt=0)]]
+    epsilon: Annotated[float, Field(ge=0)] = 0.0
+    health: bool = True
+
+    @model_validator(mode="after")
+    def _consistent(self) -> StuckRule:
+        _levels_map(dict(self.levels), "levels")
+        _ordered(self.levels, increasing=True, what="levels (seconds)")
+        return self
+
+
+class EventRule(_RuleBase):
+    """Count of `event_type` within `window_s` → `levels` (counts)."""
+
+    kind: Literal["event"] = "event"
+    event_type: Ident
+    levels: dict[LevelWord, Annotated[int, Field(ge=1)]]
+    window_s: Annotated[float, Field(gt=0, le=7 * 86400)] = 60.0
+    site_state: str | list[str] | None = None
+
+    @field_validator("site_state")
+    @classmethod
+    def _site_state(cls, v: str | list[str] | None) -> str | list[str] | None:
+        return _check_site_state(v)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> EventRule:
+        _levels_map(dict(self.levels), "levels")
+        _ordered(
+            {k: float(v) for k, v in self.levels.items()}, increasing=True, what="levels (counts)"
+        )
+        return self
+
+
+class CompositeRule(_RuleBase):
+    """Alerts of at least `of_level` from ≥ `count` distinct points of one group within
+    `window_s` → a group alert of `level` (the tailings-dam aggregation)."""
+
+    kind: Literal["composite"] = "composite"
+    rules: list[Ident] = Field(
+        default=[], description="input rule ids; empty = every non-composite rule"
+    )
+    of_level: LevelWord
+    count: Annotated[int, Field(ge=1, le=1000)]
+    level: LevelWord
+    window_s: Annotated[float, Field(gt=0, le=7 * 86400)]
+    group_by: list[Ident] = Field(default=["site"], min_length=1)
+
+    @field_validator("group_by", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CompositeRule:
+        if self.overrides:
+            raise ValueError(
+                "composite rules act on groups, not devices: overrides are not allowed"
+            )
+        if self.id in self.rules:
+            raise ValueError("a composite rule cannot take its own alerts as input")
+        return self
+
+
+Rule: TypeAlias = Annotated[
+    ThresholdRule | RateRule | AbsentRule | StuckRule | EventRule | CompositeRule,
+    Field(discriminator="kind"),
+]
+RULE_ADAPTER: TypeAdapter[Rule] = TypeAdapter(Rule, config=ConfigDict(title="rule"))
+KINDS = ("threshold", "rate", "absent", "stuck", "event", "composite")
+
+
+def parse_rule(obj: dict[str, Any]) -> Rule:
+    """A rule from JSON/YAML data; raises `pydantic.ValidationError` naming each problem."""
+    return RULE_ADAPTER.validate_python(obj)
+
+
+def rule_json(rule: Rule) -> dict[str, Any]:
+    """The stored and published form; defaults left out so a rule reads like its YAML."""
+    out: dict[str, Any] = rule.model_dump(mode="json", exclude_defaults=True)
+    out["kind"] = rule.kind
+    return out

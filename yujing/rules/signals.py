@@ -1,0 +1,205 @@
+"""Rules over discrete signals: `event` (counts of an event type in a window) and
+`composite` (group alerts from the engine's own point alerts). Both see few inputs
+(events and transitions, not readings), so their state is plain Python.
+
+Windows slide on event time as inputs arrive, and on the clock tick for expiry (a window
+that empties with no further input is only noticed by the clock).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from yujing.ingest.batch import DeviceInfo, Event
+from yujing.levels import COLOURS, Level
+from yujing.rules.emit import RuleEntry, series_transition
+from yujing.rules.model import CompositeRule, EventRule, site_states
+from yujing.rules.series import Series
+from yujing.rules.transition import Transition
+
+
+@dataclass
+class EventState:
+    info: DeviceInfo
+    window: deque[tuple[int, int]] = field(default_factory=deque)
+    level: int = 0
+    newest: int = -(2**63)
+
+
+def count_level(levels: dict[str, int], n: int) -> tuple[int, int | None]:
+    best, bound = 0, None
+    for lv in COLOURS:
+        need = levels.get(lv.word)
+        if need is not None and n >= need:
+            best, bound = int(lv), need
+    return best, bound
+
+
+class EventCounts:
+    def __init__(self) -> None:
+        self.entries: dict[str, RuleEntry] = {}
+        self.state: dict[tuple[str, str], EventState] = {}  # (rule id, device key)
+        self.late_events = 0
+
+    def bind(self, entry: RuleEntry, carried: dict[Any, int]) -> None:
+        self.entries[entry.id] = entry
+        for key, st in carried.items():
+            self.state[(entry.id, key[0])] = st  # type: ignore[assignment]
+
+    def unbind(self, entry: RuleEntry) -> dict[Any, int]:
+        self.entries.pop(entry.id, None)
+        kept = {(dev,): st for (rid, dev), st in list(self.state.items()) if rid == entry.id}
+        for (dev,) in kept:
+            del self.state[(entry.id, dev)]
+        return kept  # type: ignore[return-value]
+
+    def on_event(self, ev: Event, site_state: str) -> list[Transition]:
+        out = []
+        for entry in self.entries.values():
+            rule = entry.rule
+            assert isinstance(rule, EventRule)
+            info = ev.device
+            if rule.event_type != ev.type or not rule.select.matches(info.kind, None, info.tags):
+                continue
+            rule = entry.for_device(info.device)
+            states = site_states(rule.site_state)
+            st = self.state.setdefault((rule.id, info.key), EventState(info))
+            if ev.ts < st.newest:
+                self.late_events += 1
+                continue
+            st.newest, st.info = ev.ts, info
+            if states is not None and site_state not in states:
+                continue
+            st.window.append((ev.ts, max(ev.count, 1)))
+            t = self._settle(entry, rule, st, ev.ts)
+            if t is not None:
+                out.append(t)
+        return out
+
+    def _settle(self, entry: RuleEntry, rule: EventRule, st: EventState, now: int) -> Transition | None:
+        horizon = now - round(rule.window_s * 1000)
+        while st.window and st.window[0][0] <= horizon:
+            st.window.popleft()
+        n = sum(c for _, c in st.window)
+        new, bound = count_level(dict(rule.levels), n)
+        if new == st.level:
+            return None
+        before, st.level = st.level, new
+        return series_transition(entry, st.info, rule.event_type, from_level=before, to_level=new, ts=now,
+                                 value=float(n), threshold=None if bound is None else float(bound), unit="")
+
+    def on_tick(self, now_ms: int) -> list[Transition]:
+        out = []
+        for (rid, _), st in self.state.items():
+            entry = self.entries.get(rid)
+            if entry is None or st.level == 0:
+                continue
+            t = self._settle(entry, entry.for_device(st.info.device), st, now_ms)
+            if t is not None:
+                out.append(t)
+        return out
+
+
+@dataclass
+class GroupState:
+    enterprise: str
+    site: str | None
+    points: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)  # point → rule → level
+    hot_at: dict[tuple[str, str], int] = field(default_factory=dict)  # point → last time ≥ of_level
+    level: int = 0
+
+
+class Composites:
+    def __init__(self) -> None:
+        self.entries: dict[str, RuleEntry] = {}
+        self.groups: dict[tuple[str, str], GroupState] = {}  # (rule id, enterprise/group)
+
+    @property
+    def active(self) -> bool:
+        return bool(self.entries)
+
+    def bind(self, entry: RuleEntry, carried: dict[Any, int]) -> None:
+        self.entries[entry.id] = entry
+        for key, st in carried.items():
+            self.groups[(entry.id, key[0])] = st  # type: ignore[assignment]
+
+    def unbind(self, entry: RuleEntry) -> dict[Any, int]:
+        self.entries.pop(entry.id, None)
+        kept = {(g,): st for (rid, g), st in list(self.groups.items()) if rid == entry.id}
+        for (g,) in kept:
+            del self.groups[(entry.id, g)]
+        return kept  # type: ignore[return-value]
+
+    def feed(self, transitions: list[Transition], series: Series) -> list[Transition]:
+        """The transitions, each followed by the group transitions it caused."""
+        out: list[Transition] = []
+        for t in transitions:
+            out.append(t)
+            if t.device is None or t.point is None:
+                continue
+            idx = series.device_index.get(f"{t.enterprise}/{t.device}")
+            if idx is None:
+                continue
+            info = series.devices[idx]
+            for entry in self.entries.values():
+                got = self._input(entry, t, info)
+                if got is not None:
+                    out.append(got)
+        return out
+
+    def _input(self, entry: RuleEntry, t: Transition, info: DeviceInfo) -> Transition | None:
+        rule = entry.rule
+        assert isinstance(rule, CompositeRule)
+        if rule.rules and t.rule_id not in rule.rules:
+            return None
+        if not rule.select.matches(info.kind, t.point, info.tags):
+            return None
+        parts = [info.site if g == "site" else info.tags.get(g) for g in rule.group_by]
+        if any(p is None for p in parts):
+            return None
+        group = ":".join(p for p in parts if p is not None)
+        st = self.groups.setdefault((rule.id, f"{info.enterprise}/{group}"), GroupState(info.enterprise, info.site))
+        of = int(Level.parse(rule.of_level))
+        pk = (info.device, t.point or "-")
+        levels = st.points.setdefault(pk, {})
+        was = max(levels.values(), default=0)
+        levels[t.rule_id] = t.to_level
+        if was >= of > max(levels.values()):
+            st.hot_at[pk] = t.ts
+        return self._settle(entry, rule, st, f"{info.enterprise}/{group}", t.ts)
+
+    def _settle(self, entry: RuleEntry, rule: CompositeRule, st: GroupState, group: str, now: int) -> Transition | None:
+        of = int(Level.parse(rule.of_level))
+        window = round(rule.window_s * 1000)
+        n = sum(
+            1
+            for pk, levels in st.points.items()
+            if max(levels.values(), default=0) >= of or now - st.hot_at.get(pk, -(2**62)) < window
+        )
+        new = int(Level.parse(rule.level)) if n >= rule.count else 0
+        if new == st.level:
+            return None
+        before, st.level = st.level, new
+        enterprise, _, grp = group.partition("/")
+        return Transition(
+            key=f"{enterprise}/{grp}/-/{rule.id}", enterprise=enterprise, site=st.site, device=None, point=None,
+            rule_id=rule.id, rule_version=entry.version, kind=rule.kind, from_level=before, to_level=new, ts=now,
+            value=float(n), threshold=float(rule.count), unit="points", rule_name=rule.name, health=rule.health,
+        )
+
+    def on_tick(self, now_ms: int) -> list[Transition]:
+        out = []
+        for (rid, group), st in self.groups.items():
+            entry = self.entries.get(rid)
+            if entry is None or st.level == 0:
+                continue
+            assert isinstance(entry.rule, CompositeRule)
+            t = self._settle(entry, entry.rule, st, group, now_ms)
+            if t is not None:
+                out.append(t)
+        return out
+
+

@@ -1,0 +1,287 @@
+"""Threshold rules over whole batches (semantics in yujing/rules/README.md, "threshold").
+
+Values are *oriented* (multiplied by -1 for `below` rules) so one comparison direction
+serves both. Each slot keeps a quiet interval [lo, hi): a reading inside it, on a slot
+with no timer running, leaves the state exactly as it was. The vectorised pass finds the
+few readings outside their interval; only the slots they belong to go through the
+per-reading step, in arrival order, with all their readings of the batch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from yujing.ingest.batch import DeviceInfo
+from yujing.levels import COLOURS
+from yujing.rules.emit import RuleEntry, series_transition
+from yujing.rules.model import ThresholdRule, check_threshold_numbers, resolve_bound, site_states
+from yujing.rules.series import NONE_TS, B, F64, I64, Series, group_order
+from yujing.rules.slots import Slots
+from yujing.rules.transition import Transition
+
+INF = math.inf
+NONE = int(NONE_TS)
+COLUMNS: dict[str, tuple[Any, tuple[int, ...], Any]] = {
+    "sign": (np.float64, (), 1.0),
+    "thr": (np.float64, (4,), INF),  # oriented; a missing level takes the next present one's
+    "clr": (np.float64, (4,), np.nan),  # oriented clear value of each present level
+    "present": (np.bool_, (4,), False),
+    "for_ms": (np.int64, (4,), 0),
+    "clear_for_ms": (np.int64, (), 0),
+    "level": (np.int8, (), 0),
+    "up_since": (np.int64, (4,), NONE),  # start of the run with target ≥ level, per level
+    "down_since": (np.int64, (), NONE),  # start of the run with target < level
+    "lo": (np.float64, (), INF),
+    "hi": (np.float64, (), -INF),
+    "gate": (np.bool_, (), True),  # the site is in a state the rule applies to
+}
+
+
+@dataclass(frozen=True)
+class Params:
+    sign: float
+    thr: tuple[float, float, float, float]
+    clr: tuple[float, float, float, float]
+    present: tuple[bool, bool, bool, bool]
+    for_ms: tuple[int, int, int, int]
+    clear_for_ms: int
+
+
+def params_for(rule: ThresholdRule, tags: dict[str, str]) -> Params | None:
+    """The rule's numbers for one device; None if a tag threshold cannot be resolved or
+    the resolved numbers are not a valid rule (the slot is then not bound)."""
+    levels: dict[str, float] = {}
+    for word, bound in rule.levels.items():
+        got = resolve_bound(bound, tags)
+        if got is None:
+            return None
+        levels[word] = got
+    sign = 1.0 if rule.direction == "above" else -1.0
+    clear: dict[str, float] = {}
+    for word, t in levels.items():
+        if rule.deadband is not None:
+            clear[word] = t - sign * rule.deadband
+        elif word in rule.clear:
+            got = resolve_bound(rule.clear[word], tags)
+            if got is None:
+                return None
+            clear[word] = got
+        else:
+            clear[word] = t
+    try:
+        check_threshold_numbers(rule, levels, clear)
+    except ValueError:
+        return None
+    thr, clr, present, for_ms = [INF] * 4, [math.nan] * 4, [False] * 4, [0] * 4
+    nxt = INF
+    for i in range(3, -1, -1):
+        word = COLOURS[i].word
+        if word in levels:
+            nxt = sign * levels[word]
+            clr[i], present[i] = sign * clear[word], True
+            for_ms[i] = round(rule.level_for_s(word) * 1000)
+        thr[i] = nxt
+    return Params(
+        sign,
+        (thr[0], thr[1], thr[2], thr[3]),
+        (clr[0], clr[1], clr[2], clr[3]),
+        (present[0], present[1], present[2], present[3]),
+        (for_ms[0], for_ms[1], for_ms[2], for_ms[3]),
+        round(rule.clear_for_s * 1000),
+    )
+
+
+def step(p: list[Any], t: int, v: float, gate: bool) -> tuple[int, float] | None:
+    """One reading through one slot. `p` = [level, up_since(4), down_since, thr(4), clr(4),
+    present(4), for_ms(4), clear_for_ms] as Python values, updated in place. Returns the
+    new level and the (oriented) bound crossed when the level changes."""
+    level, up, thr, clr, present, for_ms = p[0], p[1], p[3], p[4], p[5], p[6]
+    target = 0
+    if gate:
+        for i in range(4):
+            if v >= thr[i]:
+                target = i + 1
+        for i in range(level - 1, target - 1, -1):
+            if present[i] and v >= clr[i]:
+                target = i + 1
+                break
+    new = level
+    for i in range(level, 4):
+        if not present[i] or target <= i:
+            up[i] = NONE
+        elif up[i] == NONE:
+            up[i] = t
+    for i in range(3, level - 1, -1):
+        if up[i] != NONE and t - up[i] >= for_ms[i]:
+            new = i + 1
+            break
+    if new == level:
+        if target >= level:
+            p[2] = NONE
+            return None
+        if p[2] == NONE:
+            p[2] = t
+        if t - p[2] < p[7]:
+            return None
+        new = target
+    if new > level:
+        bound = thr[new - 1]
+    else:
+        bound = next(clr[i] for i in range(new, level) if present[i])
+    p[0] = new
+    for i in range(new):
+        up[i] = NONE
+    p[2] = NONE
+    return new, bound
+
+
+class Thresholds:
+    """The slots of every threshold rule."""
+
+    def __init__(self) -> None:
+        self.slots = Slots(COLUMNS)
+        self.entries: dict[int, RuleEntry] = {}
+
+    def bind(
+        self, entry: RuleEntry, sids: list[int], series: Series, gate: Callable[[DeviceInfo], bool]
+    ) -> None:
+        rule = entry.rule
+        assert isinstance(rule, ThresholdRule)
+        self.entries[entry.index] = entry
+        rows: list[tuple[int, Params, bool]] = []
+        shared = (
+            None if any(isinstance(b, str) for b in rule.levels.values()) else params_for(rule, {})
+        )
+        for sid in sids:
+            info, _ = series.info(sid)
+            p = shared if shared is not None and info.device not in rule.overrides else None
+            if p is None:
+                p = params_for(entry.for_device(info.device), info.tags)
+            if p is not None:
+                rows.append((sid, p, gate(info)))
+        if not rows:
+            return
+        k = self.slots.add(entry.index, np.array([r[0] for r in rows], np.intp))
+        c = self.slots.col
+        c["sign"][k] = [r[1].sign for r in rows]
+        c["thr"][k] = [r[1].thr for r in rows]
+        c["clr"][k] = [r[1].clr for r in rows]
+        c["present"][k] = [r[1].present for r in rows]
+        c["for_ms"][k] = [r[1].for_ms for r in rows]
+        c["clear_for_ms"][k] = [r[1].clear_for_ms for r in rows]
+        c["gate"][k] = [r[2] for r in rows]
+        self.refresh(k)
+
+    def refresh(self, k: npt.NDArray[np.intp]) -> None:
+        """Recompute the quiet interval of slots whose state changed."""
+        c = self.slots.col
+        level = c["level"][k].astype(np.intp)
+        steady = (c["up_since"][k] == NONE).all(axis=1) & (c["down_since"][k] == NONE)
+        lo = np.where(level == 0, -INF, c["clr"][k, np.maximum(level - 1, 0)])
+        hi = np.where(level == 4, INF, c["thr"][k, np.minimum(level, 3)])
+        gate = c["gate"][k]
+        idle = steady & ~gate & (level == 0)
+        lo = np.where(idle, -INF, lo)
+        hi = np.where(idle, INF, hi)
+        loud = ~steady | (~gate & (level > 0))
+        c["lo"][k] = np.where(loud, INF, lo)
+        c["hi"][k] = np.where(loud, -INF, hi)
+
+    def evaluate(
+        self, sid: npt.NDArray[np.intp], ts: I64, value: F64, usable: B, series: Series
+    ) -> list[tuple[int, Transition]]:
+        """Transitions of one batch, each with the arrival index of its deciding reading.
+        `usable`: quality ok, a value, not late."""
+        out: list[tuple[int, Transition]] = []
+        self.slots.fit_series(series.count)
+        c = self.slots.col
+        for layer in self.slots.layers:
+            k = layer[sid]
+            idx = np.flatnonzero(k >= 0)
+            if not len(idx):
+                continue
+            kk = k[idx]
+            v = value[idx] * c["sign"][kk]
+            quiet = (v >= c["lo"][kk]) & (v < c["hi"][kk])
+            loud = idx[~quiet]
+            loud = loud[usable[loud]]
+            if len(loud):
+                out.extend(self._slow(layer, loud, sid, ts, value, usable, series))
+        return out
+
+    def _slow(
+        self, layer: Any, loud: Any, sid: Any, ts: I64, value: F64, usable: B, series: Series
+    ) -> list[tuple[int, Transition]]:
+        c = self.slots.col
+        slots = np.unique(layer[sid[loud]])
+        hot = np.zeros(self.slots.n, np.bool_)
+        hot[slots] = True
+        k_all = layer[sid]
+        pick = np.flatnonzero((k_all >= 0) & usable)
+        pick = pick[hot[k_all[pick]]]
+        order = group_order(k_all[pick])
+        pick = pick[order]
+        ks = k_all[pick].tolist()
+        out: list[tuple[int, Transition]] = []
+        i = 0
+        while i < len(ks):
+            k = ks[i]
+            j = i
+            while j < len(ks) and ks[j] == k:
+                j += 1
+            out.extend(self._run(k, pick[i:j], ts, value, series))
+            i = j
+        self.refresh(slots.astype(np.intp))
+        return out
+
+    def _run(
+        self, k: int, rows: Any, ts: I64, value: F64, series: Series
+    ) -> list[tuple[int, Transition]]:
+        c = self.slots.col
+        sign = float(c["sign"][k])
+        p = [
+            int(c["level"][k]),
+            c["up_since"][k].tolist(),
+            int(c["down_since"][k]),
+            c["thr"][k].tolist(),
+            c["clr"][k].tolist(),
+            c["present"][k].tolist(),
+            c["for_ms"][k].tolist(),
+            int(c["clear_for_ms"][k]),
+        ]
+        gate = bool(c["gate"][k])
+        entry = self.entries[int(self.slots.rule[k])]
+        out: list[tuple[int, Transition]] = []
+        for a, t, raw in zip(rows.tolist(), ts[rows].tolist(), value[rows].tolist(), strict=True):
+            before = p[0]
+            got = step(p, t, raw * sign, gate)
+            if got is not None:
+                info, point = series.info(int(self.slots.series[k]))
+                tr = series_transition(
+                    entry,
+                    info,
+                    point,
+                    from_level=before,
+                    to_level=got[0],
+                    ts=t,
+                    value=raw,
+                    threshold=got[1] * sign,
+                    direction=entry.rule.direction,
+                )  # type: ignore[union-attr]
+                out.append((a, tr))
+        c["level"][k], c["up_since"][k], c["down_since"][k] = p[0], p[1], p[2]
+        return out
+
+    def set_gate(self, k: npt.NDArray[np.intp], gate: B) -> None:
+        self.slots.col["gate"][k] = gate
+        self.refresh(k)
+
+
+def gated(rule: ThresholdRule) -> frozenset[str] | None:
+    return site_states(rule.site_state)

@@ -37,7 +37,11 @@ READINGS = Counter("yj_ingest_readings_total", "Readings accepted")
 DUP_READINGS = Counter("yj_ingest_duplicate_readings_total", "Readings dropped as redeliveries")
 GAPS = Counter("yj_ingest_seq_gaps_total", "Sequence numbers never received")
 
-SUBSCRIPTIONS = ("yj/+/+/telemetry", "yj/+/+/event", "yj/+/+/status")
+# The whole `yj/` namespace, so that a device publishing to a wrong topic is dead-lettered
+# as `bad_topic` instead of vanishing; `yj/alerts/` is yujing's own output (the enterprise
+# id `alerts` is reserved for it) and is not device input.
+SUBSCRIPTIONS = ("yj/#",)
+OUTPUT_PREFIX = "yj/alerts/"
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +167,7 @@ class MqttSource:
         self.host = parts.hostname or "127.0.0.1"
         self.port = parts.port or 1883
         self._settings = settings
+        self._next: asyncio.Future[aiomqtt.Message] | None = None
 
     def _topics(self) -> list[str]:
         group = self._settings.mqtt_shared_group
@@ -191,49 +196,74 @@ class MqttSource:
         )  # fmt: skip
         # aiomqtt has no public switch for it; paho acknowledges only when told to.
         client._client.manual_ack_set(True)
+        self._next = None
         async with client:
             for topic in self._topics():
                 await client.subscribe(topic, qos=1)
             log.info("ingest subscribed at %s:%s", self.host, self.port)
             messages = aiter(client.messages)
-            while not stop.is_set():
-                batch = await self._gather(client, messages, stop)
-                if not batch:
-                    continue
-                now = clock()
-                await ingestor.handle(
-                    [Message(str(m.topic), _bytes(m.payload), now) for m in batch]
-                )
-                for m in batch:
-                    if m.qos > 0:
-                        client._client.ack(m.mid, m.qos)
+            try:
+                await self._consume(ingestor, clock, client, messages, stop)
+            finally:
+                if self._next is not None:
+                    self._next.cancel()
+                    self._next = None
+
+    async def _consume(
+        self,
+        ingestor: Ingestor,
+        clock: Callable[[], int],
+        client: aiomqtt.Client,
+        messages: Any,
+        stop: asyncio.Event,
+    ) -> None:
+        while not stop.is_set():
+            batch = await self._gather(client, messages, stop)
+            if not batch:
+                continue
+            now = clock()
+            await ingestor.handle(
+                [
+                    Message(str(m.topic), _bytes(m.payload), now)
+                    for m in batch
+                    if not str(m.topic).startswith(OUTPUT_PREFIX)
+                ]
+            )
+            for m in batch:
+                if m.qos > 0:
+                    client._client.ack(m.mid, m.qos)
 
     async def _gather(
         self, client: aiomqtt.Client, messages: Any, stop: asyncio.Event
     ) -> list[aiomqtt.Message]:
+        """The next batch: wait for one message, then take what arrives within the linger.
+
+        aiomqtt's iterator loses a message if `anext()` is cancelled just as it completes,
+        so the wait for the first message is a task that survives across calls (cancelled
+        only when the session ends: that message was not acknowledged, so the broker sends
+        it again), and the linger polls the queue length instead of cancelling a read.
+        """
+        if self._next is None:
+            self._next = asyncio.ensure_future(anext(messages))
         stopping = asyncio.ensure_future(stop.wait())
-        first = asyncio.ensure_future(anext(messages))
         try:
-            done, _ = await asyncio.wait({first, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({self._next, stopping}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             stopping.cancel()
-        if first not in done:
-            first.cancel()
+        if not self._next.done():
             return []
+        first, self._next = self._next, None
         batch = [first.result()]
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._settings.ingest_linger_ms / 1000
         while len(batch) < self._settings.ingest_max_batch:
             if len(client.messages):
-                batch.append(await anext(messages))
+                batch.append(await anext(messages))  # completes at once: the queue has one
                 continue
             remaining = deadline - loop.time()
             if remaining <= 0:
                 break
-            try:
-                batch.append(await asyncio.wait_for(anext(messages), remaining))
-            except TimeoutError:
-                break
+            await asyncio.sleep(min(remaining, 0.001))
         return batch
 
 

@@ -49,7 +49,7 @@ async def relayed(pool: asyncpg.Pool, name: str, seq: int) -> bool:
     return got is not None and got >= seq
 
 
-async def busy_day(store: AlertStore, clock: Clock, ent: str) -> None:
+async def busy_day(pool: asyncpg.Pool, store: AlertStore, clock: Clock, ent: str) -> None:
     """Raise, escalate, operators, resolve, reopen, close, and a second device."""
     raised, _ = await store.apply([
         change(1, N, Level.ORANGE, ent=ent), change(2, Level.ORANGE, Level.RED, ent=ent)
@@ -64,6 +64,13 @@ async def busy_day(store: AlertStore, clock: Clock, ent: str) -> None:
     await store.close(alert_id, "insp-li", "瓦斯排放完毕, 复电", EVERYONE)
     await store.apply([change(30, N, Level.BLUE, ent=ent)])  # the same key: a new alert
     await store.apply([change(31, Level.YELLOW, Level.ORANGE, ent=ent, device="dev-2")])
+    # Marked changes that people are not told of are on the machine feed all the same.
+    await maintenance.declare(
+        pool, enterprise=ent, site=None, device="dev-9", point=None,
+        starts_at=at(0), ends_at=at(100), reason="检修", who="op", now=at(0),
+    )  # fmt: skip
+    [quiet] = await store.apply([change(40, N, Level.RED, ent=ent, device="dev-9")])
+    assert not quiet.notify and quiet.alert["suppressed"]
     assert first.transition == "raised"
 
 
@@ -75,7 +82,7 @@ async def test_a_reader_from_offset_zero_rebuilds_the_alert_table(
     try:
         store = AlertStore(pool, clock)
         async with relaying(pool, store, [KafkaFeed(bus)]):
-            await busy_day(store, clock, "ent1")
+            await busy_day(pool, store, clock, "ent1")
             last = await store.last_seq()
             await wait_for(lambda: relayed(pool, "kafka", last))
         events = await read_all(bus, expected=last)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 
 import pytest
 
-from yujing.alerts import lifecycle
+from yujing.alerts import lifecycle, marks
 from yujing.alerts.model import Alert, AlertState, Change
 from yujing.levels import Level
 from yujing.rules.transition import Transition
@@ -98,3 +99,37 @@ def test_replays_and_stale_changes_change_nothing() -> None:
     a, _ = step(None, level(5, Level.NONE, Level.ORANGE))
     assert lifecycle.on_level_change(a, level(5, Level.NONE, Level.ORANGE)) is None
     assert lifecycle.on_level_change(a, level(2, Level.ORANGE, Level.RED)) is None
+
+
+def test_active_since_counts_from_when_people_were_asked_to_look() -> None:
+    a, _ = step(None, level(1, Level.NONE, Level.ORANGE))
+    assert a.active_since == wall(1)
+    a, _ = step(a, level(4, Level.ORANGE, Level.RED))  # still the same unanswered call
+    assert a.active_since == wall(1)
+    a, _ = lifecycle.acknowledge(a, "op", wall(5))
+    assert a.active_since is None
+    a, _ = step(a, level(6, Level.RED, Level.ORANGE))  # a fall does not re-arm
+    assert (a.state, a.active_since) == (AlertState.ACKNOWLEDGED, None)
+    a, _ = step(a, level(7, Level.ORANGE, Level.RED))  # a rise does
+    assert (a.state, a.active_since) == (AlertState.ACTIVE, wall(7))
+    a, _ = step(a, level(8, Level.RED, Level.NONE))
+    assert a.active_since is None
+    a, _ = step(a, level(9, Level.NONE, Level.YELLOW))  # reopened
+    assert a.active_since == wall(9)
+
+
+def test_marks_decide_who_is_told() -> None:
+    a, _ = step(None, level(1, Level.NONE, Level.RED))
+    quiet = marks.Context(in_maintenance=False, point_faulty=False, reopens_in_window=0)
+    assert marks.apply_marks(a, None, quiet, max_reopens=3)
+    assert not marks.apply_marks(a, None, dataclasses.replace(quiet, in_maintenance=True), 3)
+    assert a.suppressed
+    assert not marks.apply_marks(a, None, dataclasses.replace(quiet, point_faulty=True), 3)
+    assert a.unreliable and not a.suppressed
+    health = dataclasses.replace(a, health=True)
+    assert marks.apply_marks(health, None, dataclasses.replace(quiet, point_faulty=True), 3)
+    assert not health.unreliable  # the health alert itself carries the weight
+    flapping = dataclasses.replace(quiet, reopens_in_window=4)
+    before = dataclasses.replace(a, chattering=False)
+    assert marks.apply_marks(a, before, flapping, 3) and a.chattering  # the one notice
+    assert not marks.apply_marks(a, dataclasses.replace(a), flapping, 3)  # then quiet

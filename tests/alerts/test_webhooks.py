@@ -3,70 +3,26 @@ retries with backoff, dead letters with the error, filters by enterprise and lev
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 import hmac
 import json
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
-import uvicorn
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
 from yujing.alerts import maintenance, webhooks
 from yujing.alerts.dispatch import SIGNATURE_HEADER, WebhookDispatcher
 from yujing.alerts.settings import AlertSettings
 from yujing.alerts.store import AlertStore
-from yujing.alerts.testkit import Clock, at, wait_for
+from yujing.alerts.testkit import Clock, WebhookReceiver, at
 from yujing.alerts.testkit import level_change as change
 from yujing.levels import Level
 from yujing.testing.servers import free_port
 
 pytestmark = pytest.mark.integration
 N = Level.NONE
-
-
-@dataclass
-class Receiver:
-    """Answers each path with the next scripted status (then 200) and keeps what it got."""
-
-    script: dict[str, list[int]]
-    got: list[tuple[str, dict[str, str], bytes]] = field(default_factory=list)
-
-    async def endpoint(self, request: Request) -> Response:
-        path = request.url.path
-        body = await request.body()
-        self.got.append((path, dict(request.headers), body))
-        statuses = self.script.get(path, [])
-        return Response(status_code=statuses.pop(0) if statuses else 200)
-
-
-@contextlib.asynccontextmanager
-async def serving(receiver: Receiver) -> AsyncIterator[str]:
-    app = Starlette(routes=[Route("/{name}", receiver.endpoint, methods=["POST"])])
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    task = asyncio.create_task(server.serve())
-
-    async def started() -> bool:
-        return bool(server.started)
-
-    await wait_for(started)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
 
 
 async def subscribe(pool: asyncpg.Pool, url: str, ents: list[str] | None, lvl: Level) -> Any:
@@ -80,9 +36,9 @@ async def test_deliveries_are_signed_retried_and_dead_lettered(
     pool: asyncpg.Pool, clock: Clock
 ) -> None:
     settings = AlertSettings(webhook_max_attempts=3, webhook_backoff_s=1.0)
-    receiver = Receiver({"/flaky": [500], "/gone": [410]})
+    receiver = WebhookReceiver({"/flaky": [500], "/gone": [410]})
     store = AlertStore(pool, clock, settings)
-    async with serving(receiver) as base, httpx.AsyncClient(timeout=5) as client:
+    async with receiver.serving(free_port()) as base, httpx.AsyncClient(timeout=5) as client:
         flaky = await subscribe(pool, f"{base}/flaky", ["ent1"], Level.ORANGE)
         gone = await subscribe(pool, f"{base}/gone", None, Level.RED)
         refused = await subscribe(pool, f"http://127.0.0.1:{free_port()}/x", ["ent1"], Level.BLUE)

@@ -10,12 +10,15 @@ from typing import Any
 
 import asyncpg
 import httpx
+import jsonschema
+import pydantic
 import pytest
 from lxml import etree
 
-from yujing.alerts import cap, webhooks
+from yujing.alerts import cap, cloudevents, webhooks
 from yujing.alerts.dispatch import WebhookDispatcher
 from yujing.alerts.settings import AlertSettings
+from yujing.alerts.stats import StatsRefresher
 from yujing.alerts.store import AlertStore
 from yujing.alerts.testkit import Clock, at
 from yujing.alerts.testkit import level_change as change
@@ -210,8 +213,13 @@ async def test_alarm_figures(
         )
     ).json()
     assert [r["enterprise"] for r in ent2_only["rate"]] == ["ent2"]
+    # /metrics: the alerts stage's refresher; an hour window ending at t=10 min holds
+    # ent1's 12 alarms, i.e. 2 per 10 minutes, and the one acknowledgement (60 s).
+    clock.to(600)
+    await StatsRefresher(pool, clock).refresh()
     metrics = (await client.get("/metrics")).text
-    assert "yj_alarm_rate_per_10min" in metrics
+    assert 'yj_alarm_rate_per_10min{enterprise="ent1"} 2.0' in metrics
+    assert 'yj_alarm_ack_seconds{stat="median"} 60.0' in metrics
 
 
 async def test_the_asyncapi_document(
@@ -222,16 +230,14 @@ async def test_the_asyncapi_document(
         warnings.simplefilter("ignore", UserWarning)  # the model package's own field names
         from asyncapi3 import AsyncAPI3
     AsyncAPI3.model_validate(doc)
+    with pytest.raises(pydantic.ValidationError):  # the model does check: not a 3.x document
+        AsyncAPI3.model_validate({**doc, "asyncapi": "2.6.0"})
     assert doc["asyncapi"] == "3.0.0"
     assert doc["channels"]["alertFeed"]["address"] == "yj.alerts"
     assert doc["channels"]["alertsMqtt"]["address"] == "yj/alerts/{enterprise}/{level}"
     for ref in _refs(doc):
         _resolve(doc, ref)  # every $ref points at something
     # A real event validates against the document's own schema.
-    import jsonschema
-
-    from yujing.alerts import cloudevents
-
     [raised] = await store.apply([change(1, N, Level.RED)])
     schema = {
         **doc["channels"]["alertFeed"]["messages"]["alertTransition"]["payload"],

@@ -9,29 +9,44 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.rules.helpers import batch, gas
-from yujing.ingest.batch import DeviceInfo, ReadingBatch
+from yujing.ingest.batch import DeviceInfo
 from yujing.rules.engine import Engine
 from yujing.rules.model import Rule, parse_rule
 from yujing.rules.reference import Reference
+from yujing.rules.testing import batch, gas
 from yujing.rules.transition import Transition
 
 VALUES = [0.0, 0.7, 0.8, 0.9, 0.95, 1.0, 1.05, 1.2, 1.5, 1.6, 2.0, math.nan]
 DEVICES = [gas("d0", critical=True), gas("d1"), gas("d2", location="upper_corner", critical=True),
-           DeviceInfo("e1", "d3", "gas_detector", "s2", {"sector": "coal", "location": "coal_face"})]  # fmt: skip
+           DeviceInfo("e1", "d3", "gas_detector", "s2",
+                      {"sector": "coal", "location": "coal_face"})]  # fmt: skip
 
 
 @st.composite
 def threshold_rules(draw: st.DrawFn, i: int) -> dict[str, Any]:
-    words = draw(st.lists(st.sampled_from(["blue", "yellow", "orange", "red"]), min_size=1, max_size=4, unique=True))
+    words = draw(
+        st.lists(
+            st.sampled_from(["blue", "yellow", "orange", "red"]),
+            min_size=1,
+            max_size=4,
+            unique=True,
+        )
+    )
     order = ["blue", "yellow", "orange", "red"]
     words.sort(key=order.index)
-    base = sorted(draw(st.lists(st.sampled_from([0.8, 0.9, 1.0, 1.2, 1.5]), min_size=len(words), max_size=len(words))))
+    base = sorted(
+        draw(
+            st.lists(
+                st.sampled_from([0.8, 0.9, 1.0, 1.2, 1.5]), min_size=len(words), max_size=len(words)
+            )
+        )
+    )
     direction = draw(st.sampled_from(["above", "below"]))
     if direction == "below":
         base = base[::-1]
     levels = dict(zip(words, base, strict=True))
-    rule: dict[str, Any] = {"id": f"t{i}", "kind": "threshold", "direction": direction, "levels": levels,
+    rule: dict[str, Any] = {"id": f"t{i}", "kind": "threshold", "direction": direction,
+                            "levels": levels,
                             "select": {"point": draw(st.sampled_from(["ch4", "o2"]))}}  # fmt: skip
     hyst = draw(st.sampled_from(["none", "deadband", "clear"]))
     if hyst == "deadband":
@@ -42,7 +57,14 @@ def threshold_rules(draw: st.DrawFn, i: int) -> dict[str, Any]:
     rule["for_s"] = draw(st.sampled_from([0, 0, 2, 5]))
     rule["clear_for_s"] = draw(st.sampled_from([0, 0, 3]))
     if draw(st.booleans()):
-        rule["overrides"] = {"d1": {"for_s": 0, "levels": {w: v * 1.1 if direction == "above" else v * 0.9 for w, v in levels.items()}}}
+        rule["overrides"] = {
+            "d1": {
+                "for_s": 0,
+                "levels": {
+                    w: v * 1.1 if direction == "above" else v * 0.9 for w, v in levels.items()
+                },
+            }
+        }
     return rule
 
 
@@ -52,40 +74,68 @@ def rule_sets(draw: st.DrawFn) -> list[Rule]:
     rules = [draw(threshold_rules(i)) for i in range(n)]
     if draw(st.booleans()):
         rules.append({"id": "stuck", "kind": "stuck", "select": {"tags": {"critical": "true"}},
-                      "epsilon": draw(st.sampled_from([0.0, 0.1])), "levels": {"blue": 3, "orange": 6}})  # fmt: skip
+                      "epsilon": draw(st.sampled_from([0.0, 0.1])),
+                      "levels": {"blue": 3, "orange": 6}})  # fmt: skip
     if draw(st.booleans()):
-        rules.append({"id": "fault", "kind": "absent", "signal": "fault", "select": {"point": "ch4"}, "levels": {"blue": 2}})
-        rules.append({"id": "silent", "kind": "absent", "select": {}, "levels": {"blue": 4, "red": 9}})
+        rules.append(
+            {
+                "id": "fault",
+                "kind": "absent",
+                "signal": "fault",
+                "select": {"point": "ch4"},
+                "levels": {"blue": 2},
+            }
+        )
+        rules.append(
+            {"id": "silent", "kind": "absent", "select": {}, "levels": {"blue": 4, "red": 9}}
+        )
     if draw(st.booleans()):
-        rules.append({"id": "grp", "kind": "composite", "group_by": "site", "of_level": "yellow", "count": 2,
+        direction = draw(st.sampled_from(["above", "below"]))
+        sign = 1 if direction == "above" else -1
+        rules.append({"id": "rate", "kind": "rate", "select": {"point": "ch4"},
+                      "direction": direction, "levels": {"yellow": sign * 10.0, "red": sign * 40.0},
+                      "window_s": draw(st.sampled_from([1, 3, 5])),
+                      "for_s": draw(st.sampled_from([0, 2])),
+                      "clear_for_s": draw(st.sampled_from([0, 2]))})  # fmt: skip
+    if draw(st.booleans()):
+        rules.append({"id": "grp", "kind": "composite", "group_by": "site", "of_level": "yellow",
+                      "count": 2,
                       "level": "orange", "window_s": 5})  # fmt: skip
     return [parse_rule(r) for r in rules]
 
 
 @st.composite
-def streams(draw: st.DrawFn) -> list[tuple[DeviceInfo, str, int, float, int]]:
+def streams(draw: st.DrawFn) -> list[Any]:
+    """Readings (device, point, ts, value, quality), with clock ticks ("tick", now) between."""
     n = draw(st.integers(1, 60))
     t = 1_000_000
-    rows = []
+    rows: list[Any] = []
     for _ in range(n):
         t += draw(st.sampled_from([0, 500, 1000, 1000, 2000]))
         jitter = draw(st.sampled_from([0, 0, 0, -700, -3000, 300]))  # disorder and late readings
         q = draw(st.sampled_from([0, 0, 0, 0, 0, 1, 2]))
-        rows.append((draw(st.sampled_from(DEVICES)), draw(st.sampled_from(["ch4", "o2"])), t + jitter,
-                     draw(st.sampled_from(VALUES)), q))  # fmt: skip
+        rows.append((draw(st.sampled_from(DEVICES)), draw(st.sampled_from(["ch4", "o2"])),
+                     t + jitter, draw(st.sampled_from(VALUES)), q))  # fmt: skip
+        if draw(st.integers(0, 9)) == 0:
+            rows.append(("tick", t + draw(st.sampled_from([0, 3000, 5000, 10_000]))))
     return rows
 
 
-def split(rows: list[Any], cuts: list[int]) -> list[ReadingBatch]:
-    edges = sorted({0, len(rows), *(c % (len(rows) + 1) for c in cuts)})
-    return [batch(rows[a:b]) for a, b in zip(edges, edges[1:], strict=False) if b > a]
-
-
-def run(engine: Engine | Reference, batches: list[ReadingBatch], tick: int) -> list[Transition]:
+def run(
+    engine: Engine | Reference, rows: list[Any], cuts: list[int], final_tick: int
+) -> list[Transition]:
+    """Feed the stream cut into batches at `cuts` (and at every tick); then a last tick."""
     out: list[Transition] = []
-    for b in batches:
-        out.extend(engine.on_batch(b))
-    out.extend(engine.on_tick(tick))
+    edges = {c % (len(rows) + 1) for c in cuts}
+    pending: list[Any] = []
+    for i, row in enumerate([*rows, ("tick", final_tick)]):
+        if (i in edges or row[0] == "tick") and pending:
+            out.extend(engine.on_batch(batch(pending)))
+            pending = []
+        if row[0] == "tick":
+            out.extend(engine.on_tick(row[1]))
+        else:
+            pending.append(row)
     return out
 
 
@@ -96,12 +146,10 @@ def test_vectorised_engine_equals_reference_however_split(
     rules: list[Rule], rows: list[Any], cuts: list[int], cuts2: list[int], tick: int
 ) -> None:
     versions = [(r, 1) for r in rules]
-    now = max(r[2] for r in rows) + tick
-    want = run(Reference(versions), [batch(rows)], now)
-    engine = Engine(versions)
-    got = run(engine, split(rows, cuts), now)
-    assert got == want
-    assert run(Engine(versions), split(rows, cuts2), now) == want
+    now = max(r[2] if r[0] != "tick" else r[1] for r in rows) + tick
     ref = Reference(versions)
-    run(ref, [batch(rows)], now)
+    want = run(ref, rows, [], now)
+    engine = Engine(versions)
+    assert run(engine, rows, cuts, now) == want
+    assert run(Engine(versions), rows, cuts2, now) == want
     assert engine.late_readings == ref.late_readings

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from tests.rules.helpers import batch, gas, series
 from yujing.rules.engine import Engine
 from yujing.rules.model import parse_rule
+from yujing.rules.testing import batch, gas, series
 
 FACE = parse_rule(
     {
         "id": "coal-face-ch4", "kind": "threshold", "name": "采煤工作面甲烷",
-        "select": {"device_kind": "gas_detector", "point": "ch4", "tags": {"location": "coal_face"}},
+        "select": {"device_kind": "gas_detector", "point": "ch4",
+                   "tags": {"location": "coal_face"}},
         "levels": {"yellow": 0.8, "orange": 1.0, "red": 1.5}, "clear": {"red": 1.0},
     }
 )  # fmt: skip
@@ -27,7 +28,12 @@ def test_levels_rise_and_clear_with_the_restore_value() -> None:
     got = engine.on_batch(series(DEV, "ch4", [0.5, 0.9, 1.2, 1.6, 1.2, 0.99, 0.7]))
     assert levels(got) == [(0, 2, 1000), (2, 3, 2000), (3, 4, 3000), (4, 2, 5000), (2, 0, 6000)]
     red = got[2]
-    assert (red.key, red.rule_version, red.value, red.threshold) == ("e1/dev-17/ch4/coal-face-ch4", 3, 1.6, 1.5)
+    assert (red.key, red.rule_version, red.value, red.threshold) == (
+        "e1/dev-17/ch4/coal-face-ch4",
+        3,
+        1.6,
+        1.5,
+    )
     assert red.message() == "采煤工作面甲烷 1.6 %CH4 ≥ 1.5 (red)"
     # red holds at 1.2 (restore is < 1.0); the drop names the restore value it crossed
     assert (got[3].value, got[3].threshold) == (0.99, 1.0)
@@ -44,7 +50,8 @@ def test_for_s_and_clear_for_s_use_event_time() -> None:
 
 
 def test_below_rule_and_deadband() -> None:
-    o2 = parse_rule({"id": "o2-low", "kind": "threshold", "select": {"point": "o2"}, "direction": "below",
+    o2 = parse_rule({"id": "o2-low", "kind": "threshold", "select": {"point": "o2"},
+                     "direction": "below",
                      "levels": {"orange": 19.5}, "deadband": 0.5})  # fmt: skip
     engine = Engine([(o2, 1)])
     got = engine.on_batch(series(DEV, "o2", [20.9, 19.5, 19.8, 20.0, 20.1]))
@@ -54,7 +61,9 @@ def test_below_rule_and_deadband() -> None:
 
 def test_late_readings_are_skipped_and_counted() -> None:
     engine = Engine([(FACE, 1)])
-    got = engine.on_batch(batch([(DEV, "ch4", 5000, 0.5), (DEV, "ch4", 4000, 1.6), (DEV, "ch4", 5000, 0.6)]))
+    got = engine.on_batch(
+        batch([(DEV, "ch4", 5000, 0.5), (DEV, "ch4", 4000, 1.6), (DEV, "ch4", 5000, 0.6)])
+    )
     assert got == [] and engine.late_readings == 1
     got = engine.on_batch(batch([(DEV, "ch4", 4500, 1.7)]))
     assert got == [] and engine.late_readings == 2
@@ -62,12 +71,16 @@ def test_late_readings_are_skipped_and_counted() -> None:
 
 def test_bad_quality_and_missing_values_do_not_feed_hazard_rules() -> None:
     engine = Engine([(FACE, 1)])
-    got = engine.on_batch(batch([(DEV, "ch4", 1, 2.0, 1), (DEV, "ch4", 2, float("nan")), (DEV, "ch4", 3, 2.0, 2)]))
+    got = engine.on_batch(
+        batch([(DEV, "ch4", 1, 2.0, 1), (DEV, "ch4", 2, float("nan")), (DEV, "ch4", 3, 2.0, 2)])
+    )
     assert got == []
 
 
 def test_overrides_apply_per_device() -> None:
-    rule = parse_rule(FACE.model_dump() | {"overrides": {"dev-9": {"levels": {"orange": 0.9, "red": 1.2}}}})
+    rule = parse_rule(
+        FACE.model_dump() | {"overrides": {"dev-9": {"levels": {"orange": 0.9, "red": 1.2}}}}
+    )
     engine = Engine([(rule, 1)])
     other = gas("dev-9")
     got = engine.on_batch(batch([(DEV, "ch4", 1, 0.95), (other, "ch4", 1, 0.95)]))
@@ -75,7 +88,14 @@ def test_overrides_apply_per_device() -> None:
 
 
 def test_tag_thresholds_bind_per_device() -> None:
-    rule = parse_rule({"id": "dp-high", "kind": "threshold", "select": {"point": "dp"}, "levels": {"orange": "1.2*dp_rated"}})
+    rule = parse_rule(
+        {
+            "id": "dp-high",
+            "kind": "threshold",
+            "select": {"point": "dp"},
+            "levels": {"orange": "1.2*dp_rated"},
+        }
+    )
     from yujing.ingest.batch import DeviceInfo
 
     rated = DeviceInfo("e1", "dc-1", "dust_collector", "s1", {"dp_rated": "1000"})
@@ -86,7 +106,8 @@ def test_tag_thresholds_bind_per_device() -> None:
 
 
 def test_rule_change_keeps_level_and_unchanged_rules_keep_state() -> None:
-    o2 = parse_rule({"id": "o2-low", "kind": "threshold", "select": {"point": "o2"}, "direction": "below",
+    o2 = parse_rule({"id": "o2-low", "kind": "threshold", "select": {"point": "o2"},
+                     "direction": "below",
                      "levels": {"orange": 19.5}})  # fmt: skip
     engine = Engine([(FACE, 1), (o2, 1)])
     engine.on_batch(batch([(DEV, "ch4", 1, 1.2), (DEV, "o2", 1, 19.0)]))
@@ -94,7 +115,9 @@ def test_rule_change_keeps_level_and_unchanged_rules_keep_state() -> None:
     engine.set_rules([(stricter, 2), (o2, 1)])
     # orange is kept; the next reading is judged by version 2, whose orange clears below 1.3
     got = engine.on_batch(batch([(DEV, "ch4", 2, 1.2), (DEV, "o2", 2, 19.0)]))
-    assert [(t.rule_id, t.rule_version, t.from_level, t.to_level) for t in got] == [("coal-face-ch4", 2, 3, 2)]
+    assert [(t.rule_id, t.rule_version, t.from_level, t.to_level) for t in got] == [
+        ("coal-face-ch4", 2, 3, 2)
+    ]
     engine.set_rules([(stricter, 2)])
     assert engine.on_batch(batch([(DEV, "o2", 3, 10.0)])) == []
 
@@ -103,7 +126,8 @@ def test_site_state_gates_a_rule() -> None:
     from yujing.ingest.batch import DeviceInfo
 
     rule = parse_rule({"id": "halted-power", "kind": "threshold", "select": {"point": "p_active"},
-                       "site_state": "halted", "levels": {"orange": "idle_kw", "red": "idle_kw"}, "for_s": {"red": 1800}})  # fmt: skip
+                       "site_state": "halted", "levels": {"orange": "idle_kw", "red": "idle_kw"},
+                       "for_s": {"red": 1800}})  # fmt: skip
     meter = DeviceInfo("e1", "m1", "power_meter", "mine-2", {"idle_kw": "50"}, {"p_active": "kW"})
     engine = Engine([(rule, 1)])
     assert engine.on_batch(series(meter, "p_active", [400.0, 400.0])) == []
@@ -119,5 +143,7 @@ def test_many_devices_one_batch_only_changes_emit() -> None:
     engine = Engine([(FACE, 1)])
     devs = [gas(f"d{i}") for i in range(1000)]
     values = np.where(np.arange(1000) % 100 == 0, 1.6, 0.3)
-    got = engine.on_batch(batch([(d, "ch4", 1000, float(v)) for d, v in zip(devs, values, strict=True)]))
+    got = engine.on_batch(
+        batch([(d, "ch4", 1000, float(v)) for d, v in zip(devs, values, strict=True)])
+    )
     assert len(got) == 10 and {t.to_level for t in got} == {4}

@@ -56,6 +56,7 @@ CLOUDEVENT_SCHEMA: dict[str, Any] = {
         "datacontenttype": {"const": "application/json"},
         "seq": {"type": "integer", "description": "global, in commit order"},
         "actor": {"type": "string"},
+        "notify": {"type": "boolean", "description": "false: not pushed to people"},
         "reason": {"const": "unacknowledged", "description": "escalation notices only"},
         "notice": {"type": "integer", "description": "escalation notices only"},
         "data": {"$ref": "#/components/schemas/Alert"},

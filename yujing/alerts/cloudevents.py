@@ -24,6 +24,8 @@ def to_cloudevent(change: StoredChange) -> dict[str, Any]:
         "datacontenttype": "application/json",
         "seq": change.seq,
         "actor": change.actor,
+        # Whether people were told (false: suppressed, unreliable or chattering; marks.py).
+        "notify": change.notify,
         "data": alert,
     }
 

@@ -45,27 +45,28 @@ def apply_marks(alert: Alert, before: Alert | None, ctx: Context, max_reopens: i
 async def context(
     conn: Conn, alert: Alert, change: Change, at: datetime, window: timedelta
 ) -> Context:
-    """Reads the maintenance windows, health alerts and reopen history the marks depend on."""
-    in_maintenance = await conn.fetchval(
-        "SELECT EXISTS (SELECT 1 FROM maintenance_windows WHERE enterprise = $1"
-        " AND (site IS NULL OR site = $2) AND (device IS NULL OR device = $3)"
-        " AND (point IS NULL OR point = $4) AND starts_at <= $5 AND ends_at > $5)",
-        alert.enterprise, alert.site, alert.device, alert.point, at,
-    )  # fmt: skip
-    faulty = False
-    if not alert.health and alert.device is not None:
-        # A device-level health alert (no point) covers every point of the device.
-        faulty = await conn.fetchval(
-            "SELECT EXISTS (SELECT 1 FROM alerts WHERE health AND enterprise = $1"
-            " AND device = $2 AND (point IS NULL OR point = $3) AND id <> $4"
-            " AND state IN ('active', 'acknowledged'))",
-            alert.enterprise, alert.device, alert.point, alert.id,
-        )  # fmt: skip
-    reopens = await conn.fetchval(
-        "SELECT count(*) FROM alert_transitions WHERE alert_id = $1"
-        " AND transition = 'reopened' AND at > $2 AND at <= $3",
-        alert.id, at - window, at,
-    )  # fmt: skip
-    if change is Change.REOPENED:
-        reopens += 1  # the change being recorded is not in the history yet
-    return Context(bool(in_maintenance), bool(faulty), int(reopens))
+    """Reads the maintenance windows, health alerts and reopen history the marks depend on,
+    in one round trip (it runs inside the store's per-change transaction)."""
+    row = await conn.fetchrow(_CONTEXT, alert.enterprise, alert.site, alert.device, alert.point,
+                              at, alert.id, alert.health, at - window)  # fmt: skip
+    assert row is not None
+    reopens = int(row["reopens"]) + (1 if change is Change.REOPENED else 0)
+    return Context(bool(row["maintenance"]), bool(row["faulty"]), reopens)
+
+
+# $1 enterprise, $2 site, $3 device, $4 point, $5 time of the change, $6 alert id, $7 is the
+# alert a health alert, $8 start of the flapping window. A device-level health alert (no
+# point: the device is offline) covers every point of the device. The change being recorded
+# is not in the history yet, so a reopening counts itself in `context`.
+_CONTEXT = """
+SELECT
+  EXISTS (SELECT 1 FROM maintenance_windows WHERE enterprise = $1
+          AND (site IS NULL OR site = $2) AND (device IS NULL OR device = $3)
+          AND (point IS NULL OR point = $4) AND starts_at <= $5 AND ends_at > $5) AS maintenance,
+  (NOT $7 AND $3::text IS NOT NULL AND EXISTS (
+          SELECT 1 FROM alerts WHERE health AND enterprise = $1 AND device = $3
+          AND (point IS NULL OR point = $4) AND id <> $6
+          AND state IN ('active', 'acknowledged'))) AS faulty,
+  (SELECT count(*) FROM alert_transitions WHERE alert_id = $6 AND transition = 'reopened'
+          AND at > $8 AND at <= $5) AS reopens
+"""

@@ -1,5 +1,9 @@
 """Ways out for alert changes. Each publisher says whether a failure is worth retrying;
-the relay, not the publisher, decides what to do about it (Alertmanager's notify stage)."""
+the relay, not the publisher, decides what to do about it (Alertmanager's notify stage).
+
+`KafkaFeed` is the machine feed: every stored change, marked or not, so a reader can
+rebuild the alert table. `MqttFeed` (and `webhooks.WebhookFanout`) are for people: they
+skip changes whose `notify` is false (maintenance, unreliable sensor, chattering)."""
 
 from __future__ import annotations
 

@@ -4,6 +4,10 @@ Every change runs in one transaction that takes a global advisory lock, so the g
 `seq` is assigned in commit order: a reader that has seen seq N has seen everything below
 it, which is what SSE `Last-Event-ID` replay and the outbox relay rely on. Engine changes
 are applied idempotently by their transition id (`source_id`).
+
+Each change also gets its marks (suppressed, chattering, unreliable: marks.py) and a
+`notify` decision, both stored with it: the database and `yj.alerts` keep every change, the
+feeds for people (MQTT, webhooks, escalation) skip those with `notify` false.
 """
 
 from __future__ import annotations

@@ -1,13 +1,21 @@
-"""A test kit for alert timelines (bytewax style): engine level changes at timeline seconds
-and a clock the test moves. Used by the tests and handy in a REPL; only `wait_for` sleeps."""
+"""A test kit for alert timelines (bytewax style): engine level changes at timeline seconds,
+a clock the test moves, and a real HTTP webhook receiver on loopback. Used by the tests
+and handy in a REPL."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from yujing.levels import Level
 from yujing.rules.transition import Transition
@@ -62,3 +70,40 @@ async def wait_for(probe: Callable[[], Awaitable[bool]], limit_s: float = 20.0) 
         if time.monotonic() > deadline:
             raise AssertionError(f"still not true after {limit_s} s")
         await asyncio.sleep(0.05)
+
+
+@dataclass
+class WebhookReceiver:
+    """Answers each path with its next scripted status (then 200) and keeps what it got:
+    (path, headers, body)."""
+
+    script: dict[str, list[int]] = field(default_factory=dict)
+    got: list[tuple[str, dict[str, str], bytes]] = field(default_factory=list)
+
+    async def endpoint(self, request: Request) -> Response:
+        path = request.url.path
+        self.got.append((path, dict(request.headers), await request.body()))
+        statuses = self.script.get(path, [])
+        return Response(status_code=statuses.pop(0) if statuses else 200)
+
+    @contextlib.asynccontextmanager
+    async def serving(self, port: int) -> AsyncIterator[str]:
+        """Serves on 127.0.0.1:`port`; yields the base URL."""
+        app = Starlette(routes=[Route("/{name}", self.endpoint, methods=["POST"])])
+        config = uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"
+        )
+        server = uvicorn.Server(config)
+        task = asyncio.create_task(server.serve())
+
+        async def started() -> bool:
+            if task.done():
+                task.result()  # raises what stopped the server
+            return bool(server.started)
+
+        await wait_for(started)
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            server.should_exit = True
+            await task

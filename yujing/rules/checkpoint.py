@@ -25,9 +25,12 @@ STATEFUL = (Topics.READINGS, Topics.EVENTS)
 
 
 class Checkpoints:
-    def __init__(self, pool: asyncpg.Pool, group: str) -> None:
+    def __init__(self, pool: asyncpg.Pool, group: str, *, durable_offsets: bool) -> None:
+        """`durable_offsets`: the bus keeps offsets across restarts (Kafka). The in-process
+        bus starts again at 0, so its snapshots restore state but never skip records."""
         self.pool = pool
         self.group = group
+        self.durable = durable_offsets
         self.next_offset: dict[tuple[str, int], int] = {}  # what this engine has evaluated
         self.skipped = 0
 
@@ -49,15 +52,21 @@ class Checkpoints:
 
     async def _load(self, engine: Engine, tp: tuple[str, int]) -> None:
         row = await self.pool.fetchrow(
-            "SELECT next_offset, state FROM engine_snapshots WHERE grp = $1 AND topic = $2 AND partition = $3",
-            self.group, tp[0], tp[1],
+            "SELECT next_offset, state FROM engine_snapshots"
+            " WHERE grp = $1 AND topic = $2 AND partition = $3",
+            self.group,
+            tp[0],
+            tp[1],
         )
         if row is None:
             self.next_offset.pop(tp, None)
             return
         if tp[0] == Topics.READINGS:
             snapshot.load(engine, row["state"], tp[1])
-        self.next_offset[tp] = row["next_offset"]
+        if self.durable:
+            self.next_offset[tp] = row["next_offset"]
+        else:
+            self.next_offset.pop(tp, None)
 
     async def save(self, engine: Engine) -> None:
         now = datetime.now(UTC)
@@ -69,7 +78,8 @@ class Checkpoints:
             return
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.executemany(
-                """INSERT INTO engine_snapshots (grp, topic, partition, next_offset, state, taken_at)
+                """INSERT INTO engine_snapshots
+                       (grp, topic, partition, next_offset, state, taken_at)
                    VALUES ($1, $2, $3, $4, $5, $6)
                    ON CONFLICT (grp, topic, partition) DO UPDATE
                    SET next_offset = $4, state = $5, taken_at = $6""",

@@ -11,12 +11,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from yujing.ingest.batch import Q_OK, DeviceInfo, Event, ReadingBatch
 from yujing.rules.emit import RuleEntry
 from yujing.rules.health import Health
-from yujing.rules.model import CompositeRule, EventRule, Rule, ThresholdRule, site_states
-from yujing.rules.series import Series
+from yujing.rules.model import CompositeRule, EventRule, RateRule, Rule, ThresholdRule, site_states
+from yujing.rules.rate import Rates
+from yujing.rules.series import Runs, Series
 from yujing.rules.signals import Composites, EventCounts
 from yujing.rules.threshold import Thresholds
 from yujing.rules.transition import Transition
@@ -30,6 +32,7 @@ class Engine:
         self.series = Series()
         self.thresholds = Thresholds()
         self.health = Health()
+        self.rates = Rates()
         self.events = EventCounts()
         self.composites = Composites()
         self.entries: dict[str, RuleEntry] = {}
@@ -69,6 +72,8 @@ class Engine:
             return self.events.unbind(entry)
         if isinstance(entry.rule, CompositeRule):
             return self.composites.unbind(entry)
+        if isinstance(entry.rule, RateRule):
+            return self.rates.unbind(entry)
         if isinstance(entry.rule, ThresholdRule):
             slots = self.thresholds.slots
             k = slots.of_rule(entry.index)
@@ -92,8 +97,7 @@ class Engine:
         for (kind, point), sids in self.by_kind_point.items():
             if (sel.device_kind in (None, kind)) and (sel.point in (None, point)):
                 candidates |= sids
-        sids = sorted(s for s in candidates if self._matches(rule, s))
-        self._bind_kind(entry, sids, carried)
+        self._bind_kind(entry, sorted(s for s in candidates if self._matches(rule, s)), carried)
 
     def _bind_kind(self, entry: RuleEntry, sids: list[int], carried: dict[int, int]) -> None:
         if not sids:
@@ -104,6 +108,8 @@ class Engine:
             )
             if carried:
                 self._carry_threshold(entry, carried)
+        elif isinstance(entry.rule, RateRule):
+            self.rates.bind(entry, sids, self.series, carried)
         else:
             self.health.bind(entry, sids, self.series, carried)
 
@@ -136,7 +142,9 @@ class Engine:
         Series of the same kind, point and tags match the same rules: decided once."""
         by_rule: dict[str, list[int]] = {}
         decided: dict[tuple[str, str, tuple[tuple[str, str], ...]], list[str]] = {}
-        series_rules = [e for e in self.entries.values() if not isinstance(e.rule, EventRule | CompositeRule)]
+        series_rules = [
+            e for e in self.entries.values() if not isinstance(e.rule, EventRule | CompositeRule)
+        ]
         for sid in sids:
             info, point = self.series.info(sid)
             self.by_kind_point.setdefault((info.kind, point), set()).add(sid)
@@ -167,6 +175,7 @@ class Engine:
             levels[(int(slots.rule[slot]), s)] = lvl
         slots.remove(k)
         self.health.remove_series(arr)
+        self.rates.remove_series(arr)
         for kp in self.by_kind_point.values():
             kp.difference_update(sids)
         self._bind_series(sids)
@@ -178,25 +187,32 @@ class Engine:
     # ---- input -------------------------------------------------------------------------
 
     def on_batch(self, batch: ReadingBatch, partition: int = 0) -> list[Transition]:
+        """Transitions caused by a batch of readings from one input partition."""
+        return self.evaluate(batch, self.series_of(batch, partition))
+
+    def series_of(self, batch: ReadingBatch, partition: int = 0) -> npt.NDArray[np.intp]:
+        """Series id of each reading, binding rules to series seen for the first time.
+        A loop over the batch's device table: the one per-device cost of a batch."""
         sid32, new, changed = self.series.lookup(batch, partition)
         if changed:
             self._rebind_devices(changed)
         if new:
             self._bind_series(new)
+        return sid32.astype(np.intp)
+
+    def evaluate(self, batch: ReadingBatch, sid: npt.NDArray[np.intp]) -> list[Transition]:
+        """Every rule over the batch, given its series ids (`series_of`)."""
         if not len(batch):
             return []
-        sid = sid32.astype(np.intp)
-        late = self.series.observe(sid32, batch.ts)
+        runs = Runs.of(sid)
+        late = self.series.observe(sid, batch.ts, runs)
         self.readings += len(batch)
         self.late_readings += int(late.sum())
         fresh = ~late
         usable = fresh & (batch.quality == Q_OK) & ~np.isnan(batch.value)
         out = self.thresholds.evaluate(sid, batch.ts, batch.value, usable, self.series)
-        out.extend(
-            self.health.evaluate(
-                sid, batch.ts, batch.value, batch.quality, fresh, usable, self.series
-            )
-        )
+        out.extend(self.health.evaluate(sid, batch, fresh, usable, runs, self.series))
+        out.extend(self.rates.evaluate(sid, batch.ts, batch.value, usable, self.series))
         return self._finish(out)
 
     def _finish(self, out: list[tuple[int, Transition]]) -> list[Transition]:
@@ -249,7 +265,7 @@ class Engine:
 
     def device_changed(self, enterprise: str, device: str) -> None:
         """The registry changed a device record; its next batch rebinds its series."""
-        self.series.mark_changed(f"{enterprise}/{device}")
+        self.series.mark_changed((enterprise, device))
 
     def stats(self) -> dict[str, Any]:
         return {

@@ -11,16 +11,17 @@ operations; a series with several goes through the per-reading step in arrival o
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from yujing.ingest.batch import Q_FAULT
+from yujing.ingest.batch import Q_FAULT, ReadingBatch
 from yujing.levels import COLOURS
 from yujing.rules.emit import RuleEntry, series_transition
 from yujing.rules.model import AbsentRule, StuckRule
-from yujing.rules.series import NONE_TS, B, F64, I64, Series, group_order, ranks
+from yujing.rules.series import NONE_TS, B, Runs, Series
 from yujing.rules.slots import Slots
 from yujing.rules.transition import Transition
 
@@ -38,7 +39,7 @@ COLUMNS: dict[str, tuple[Any, tuple[int, ...], Any]] = {
 }
 
 
-def durations(levels: dict[str, float]) -> tuple[list[int], list[bool]]:
+def durations(levels: Mapping[Any, float]) -> tuple[list[int], list[bool]]:
     dur, present, nxt = [NEVER] * 4, [False] * 4, NEVER
     for i in range(3, -1, -1):
         word = COLOURS[i].word
@@ -51,7 +52,8 @@ def durations(levels: dict[str, float]) -> tuple[list[int], list[bool]]:
 
 def level_at(dur: npt.NDArray[np.int64], elapsed: npt.NDArray[np.int64]) -> npt.NDArray[np.int8]:
     """Level reached after `elapsed` ms: the count of bounds passed (bounds are filled)."""
-    return (elapsed[:, None] >= dur).sum(axis=1).astype(np.int8)
+    reached: npt.NDArray[np.int8] = (elapsed[:, None] >= dur).sum(axis=1).astype(np.int8)
+    return reached
 
 
 class Health:
@@ -73,7 +75,7 @@ class Health:
                 if isinstance(rule, StuckRule)
                 else (FAULT if rule.signal == "fault" else SILENCE)
             )
-            dur, present = durations(dict(rule.levels))
+            dur, present = durations(rule.levels)
             eps = rule.epsilon if isinstance(rule, StuckRule) else 0.0
             rows.append((sid, mode, dur, present, eps, carried.get(sid, 0)))
         k = self.slots.add(entry.index, np.array([r[0] for r in rows], np.intp))
@@ -101,89 +103,82 @@ class Health:
     def evaluate(
         self,
         sid: npt.NDArray[np.intp],
-        ts: I64,
-        value: F64,
-        quality: npt.NDArray[np.uint8],
+        batch: ReadingBatch,
         fresh: B,
         usable: B,
+        runs: Runs,
         series: Series,
     ) -> list[tuple[int, Transition]]:
-        out: list[tuple[int, Transition]] = []
+        """Once per occurrence rank (first readings of every series, then second ones...),
+        so several readings of one series are applied in arrival order."""
         self.slots.fit_series(series.count)
-        c = self.slots.col
+        out: list[tuple[int, Transition]] = []
+        faulty = batch.quality == Q_FAULT
         for layer in self.slots.layers:
             k = layer[sid]
             idx = np.flatnonzero((k >= 0) & fresh)
             if not len(idx):
                 continue
-            kk = k[idx].astype(np.intp)
-            counts = np.bincount(kk, minlength=self.slots.n)
-            multi = counts[kk] > 1
-            single = idx[~multi]
-            ks = kk[~multi]
-            mode = c["mode"][ks]
-            out.extend(self._single(ks, single, ts, value, quality, usable, mode, series))
-            if multi.any():
-                # Several readings of one series: one vectorised pass per occurrence
-                # (first readings of every such series, then second ones, ...).
-                rows, kms = idx[multi], kk[multi]
-                order = group_order(kms)
-                rows, kms = rows[order], kms[order]
-                rank = ranks(kms)
-                for r in range(int(rank.max()) + 1):
-                    at = rank == r
-                    out.extend(self._single(kms[at], rows[at], ts, value, quality, usable, c["mode"][kms[at]], series))
+            kk = k[idx]
+            if runs.rank is None:
+                out.extend(self._busy(kk, idx, batch, usable, faulty, series))
+                continue
+            rank = runs.rank[idx]
+            for r in range(runs.passes):
+                at = rank == r
+                if at.any():
+                    out.extend(self._busy(kk[at], idx[at], batch, usable, faulty, series))
         return out
 
-    def _single(
-        self,
-        ks: Any,
-        rows: Any,
-        ts: I64,
-        value: F64,
-        quality: Any,
-        usable: B,
-        mode: Any,
-        series: Series,
+    def _busy(
+        self, kk: Any, idx: Any, batch: ReadingBatch, usable: B, faulty: B, series: Series
     ) -> list[tuple[int, Transition]]:
+        """`_single` on the readings that can change their slot, judged on the state as it
+        is now (earlier occurrences of the batch may have changed it)."""
         c = self.slots.col
+        mode = c["mode"][kk]
+        idle = (c["level"][kk] == 0) & (
+            (mode == SILENCE)
+            | ((mode == FAULT) & ~faulty[idx] & (c["since"][kk] == NONE))
+            | ((mode == STUCK) & ~usable[idx])
+        )
+        return self._single(kk[~idle], idx[~idle], batch, usable, series)
+
+    def _single(
+        self, ks: Any, rows: Any, batch: ReadingBatch, usable: B, series: Series
+    ) -> list[tuple[int, Transition]]:
+        """One reading per slot (`ks[i]` gets reading `rows[i]`), all slots at once."""
+        c = self.slots.col
+        mode = c["mode"][ks]
         level = c["level"][ks]
-        t = ts[rows]
-        # silence: any reading ends it
+        t = batch.ts[rows]
         # fault: a fault reading starts (or continues) the run, any other ends it
         is_fault = mode == FAULT
-        faulty = quality[rows] == Q_FAULT
+        faulty = batch.quality[rows] == Q_FAULT
         since = c["since"][ks]
-        c["since"][ks[is_fault]] = np.where(
-            faulty[is_fault], np.where(since[is_fault] == NONE, t[is_fault], since[is_fault]), NONE
-        )
-        # stuck: usable readings only
+        started = np.where(since == NONE, t, since)
+        c["since"][ks[is_fault]] = np.where(faulty, started, NONE)[is_fault]
+        # stuck: usable readings only; a move restarts the unchanged run
         st = (mode == STUCK) & usable[rows]
-        v = value[rows]
+        v = batch.value[rows]
         anchor = c["anchor"][ks]
         moved = st & (np.isnan(anchor) | (np.abs(v - anchor) > c["eps"][ks]))
         c["anchor"][ks[moved]] = v[moved]
         c["since"][ks[moved]] = t[moved]
         held = st & ~moved
         new = level.copy()
+        # silence: any reading ends it
         new[(mode == SILENCE) | (is_fault & ~faulty) | moved] = 0
         if held.any():
             grown = level_at(c["dur"][ks[held]], t[held] - c["since"][ks[held]])
             new[held] = np.maximum(level[held], grown)
         change = np.flatnonzero(new != level)
         c["level"][ks[change]] = new[change]
-        out = []
-        for i in change.tolist():
-            k1, a = int(ks[i]), int(rows[i])
-            out.append(
-                (
-                    a,
-                    self._transition(
-                        k1, int(level[i]), int(new[i]), int(t[i]), float(v[i]), series
-                    ),
-                )
-            )
-        return out
+        return [
+            (int(rows[i]), self._transition(int(ks[i]), int(level[i]), int(new[i]), int(t[i]),
+                                            float(v[i]), series))
+            for i in change.tolist()
+        ]  # fmt: skip
 
     def _transition(
         self, k: int, before: int, after: int, t: int, v: float, series: Series

@@ -8,6 +8,7 @@ limits (a collector's rated pressure difference, a plant's idle power) belong to
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, TypeAlias
@@ -120,19 +121,18 @@ class _RuleBase(BaseModel):
         return type(self).model_validate(merged)
 
 
-def _levels_map(value: dict[str, Any], what: str) -> dict[str, Any]:
+def _levels_map(value: Mapping[Any, Any], what: str) -> None:
     if not value:
         raise ValueError(f"{what} must name at least one of blue, yellow, orange, red")
     for word in value:
         level_of(word)
-    return value
 
 
-def _ordered(levels: Mapping[str, float], *, increasing: bool, what: str) -> None:
+def _ordered(levels: Mapping[Any, float], *, increasing: bool, what: str) -> None:
     """Numbers must rise (or fall) with the level; equal neighbours are allowed (e.g. a
     return airway whose alarm and power-cut values are both 1.0 % CH4)."""
     ordered = sorted(levels.items(), key=lambda kv: level_of(kv[0]))
-    for (lo_w, lo), (hi_w, hi) in zip(ordered, ordered[1:], strict=False):
+    for (lo_w, lo), (hi_w, hi) in itertools.pairwise(ordered):
         if (hi < lo) if increasing else (hi > lo):
             rel = "≥" if increasing else "≤"
             raise ValueError(f"{what}: {hi_w} ({hi}) must be {rel} {lo_w} ({lo})")
@@ -162,7 +162,7 @@ class ThresholdRule(_RuleBase):
 
     @model_validator(mode="after")
     def _consistent(self) -> ThresholdRule:
-        _levels_map(dict(self.levels), "levels")
+        _levels_map(self.levels, "levels")
         if self.clear and self.deadband is not None:
             raise ValueError("give either clear or deadband, not both")
         unknown = set(self.clear) - set(self.levels)
@@ -170,7 +170,8 @@ class ThresholdRule(_RuleBase):
             raise ValueError(f"clear names levels the rule does not have: {sorted(unknown)}")
         if isinstance(self.for_s, dict) and set(self.for_s) - set(self.levels):
             raise ValueError(
-                f"for_s names levels the rule does not have: {sorted(set(self.for_s) - set(self.levels))}"
+                "for_s names levels the rule does not have: "
+                f"{sorted(set(self.for_s) - set(self.levels))}"
             )
         numeric = {k: v for k, v in self.levels.items() if not isinstance(v, str)}
         if len(numeric) == len(self.levels):
@@ -191,7 +192,7 @@ class ThresholdRule(_RuleBase):
 
 
 def check_threshold_numbers(
-    rule: ThresholdRule, levels: Mapping[str, float], clear: Mapping[str, float] | None
+    rule: ThresholdRule, levels: Mapping[Any, float], clear: Mapping[Any, float] | None
 ) -> None:
     """Validation that needs numbers; run at parse time, or per device for tag thresholds."""
     above = rule.direction == "above"
@@ -201,7 +202,8 @@ def check_threshold_numbers(
         if (c > t) if above else (c < t):
             side = "at or below" if above else "at or above"
             raise ValueError(
-                f"clear.{word} ({c}) must be {side} its threshold ({t}) for direction {rule.direction}"
+                f"clear.{word} ({c}) must be {side} its threshold ({t})"
+                f" for direction {rule.direction}"
             )
 
 
@@ -230,7 +232,7 @@ class RateRule(_RuleBase):
 
     @model_validator(mode="after")
     def _consistent(self) -> RateRule:
-        _levels_map(dict(self.levels), "levels")
+        _levels_map(self.levels, "levels")
         _ordered(self.levels, increasing=self.direction == "above", what="levels")
         return self
 
@@ -247,7 +249,7 @@ class AbsentRule(_RuleBase):
 
     @model_validator(mode="after")
     def _consistent(self) -> AbsentRule:
-        _levels_map(dict(self.levels), "levels")
+        _levels_map(self.levels, "levels")
         _ordered(self.levels, increasing=True, what="levels (seconds)")
         return self
 
@@ -262,7 +264,7 @@ class StuckRule(_RuleBase):
 
     @model_validator(mode="after")
     def _consistent(self) -> StuckRule:
-        _levels_map(dict(self.levels), "levels")
+        _levels_map(self.levels, "levels")
         _ordered(self.levels, increasing=True, what="levels (seconds)")
         return self
 
@@ -283,7 +285,7 @@ class EventRule(_RuleBase):
 
     @model_validator(mode="after")
     def _consistent(self) -> EventRule:
-        _levels_map(dict(self.levels), "levels")
+        _levels_map(self.levels, "levels")
         _ordered(
             {k: float(v) for k, v in self.levels.items()}, increasing=True, what="levels (counts)"
         )

@@ -6,14 +6,25 @@ Event and composite rules see no readings; both engines use the same code for th
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import msgspec
+
 from yujing.ingest.batch import Q_FAULT, Q_OK, DeviceInfo, ReadingBatch
 from yujing.levels import Level
 from yujing.rules.emit import RuleEntry, series_transition
-from yujing.rules.model import AbsentRule, Rule, StuckRule, ThresholdRule, resolve_bound, site_states
+from yujing.rules.model import (
+    AbsentRule,
+    RateRule,
+    Rule,
+    StuckRule,
+    ThresholdRule,
+    resolve_bound,
+    site_states,
+)
 from yujing.rules.series import Series
 from yujing.rules.signals import Composites
 from yujing.rules.transition import Transition
@@ -26,11 +37,16 @@ class _State:
     down_since: int | None = None
     since: int | None = None  # stuck: start of the unchanged run; fault: start of the fault run
     anchor: float | None = None
+    window: list[tuple[int, float]] = field(default_factory=list)  # rate: usable readings
 
 
 class Reference:
     def __init__(self, rules: Sequence[tuple[Rule, int]]) -> None:
-        self.entries = [RuleEntry(r, v, i) for i, (r, v) in enumerate(sorted(rules, key=lambda rv: rv[0].id)) if r.enabled]
+        self.entries = [
+            RuleEntry(r, v, i)
+            for i, (r, v) in enumerate(sorted(rules, key=lambda rv: rv[0].id))
+            if r.enabled
+        ]
         self.state: dict[tuple[str, str, str], _State] = {}
         self.newest: dict[tuple[str, str], int] = {}
         self.infos: dict[tuple[str, str], DeviceInfo] = {}
@@ -55,18 +71,32 @@ class Reference:
                 continue
             self.newest[key] = ts
             self.infos[key] = info
-            got = [t for e in self.entries if (t := self._reading(e, info, point, ts, v, q)) is not None]
+            got = [
+                t
+                for e in self.entries
+                if (t := self._reading(e, info, point, ts, v, q)) is not None
+            ]
             out.extend(sorted(got, key=lambda t: t.key))
         return self.composites.feed(out, self._series) if self.composites.active else out
 
-    def _reading(self, e: RuleEntry, info: DeviceInfo, point: str, ts: int, v: float, q: int) -> Transition | None:
-        if e.rule.kind not in ("threshold", "absent", "stuck") or not e.rule.select.matches(info.kind, point, info.tags):
+    def _reading(
+        self, e: RuleEntry, info: DeviceInfo, point: str, ts: int, v: float, q: int
+    ) -> Transition | None:
+        if e.rule.kind not in ("threshold", "rate", "absent", "stuck") or not e.rule.select.matches(
+            info.kind, point, info.tags
+        ):
             return None
         rule = e.for_device(info.device)
         st = self.state.setdefault((e.id, info.key, point), _State())
         ok = q == Q_OK and not math.isnan(v)
         if isinstance(rule, ThresholdRule):
-            return self._threshold(e, rule, st, info, point, ts, v) if ok and self._levels(rule, info) else None
+            return (
+                self._threshold(e, rule, st, info, point, ts, v)
+                if ok and self._levels(rule, info)
+                else None
+            )
+        if isinstance(rule, RateRule):
+            return self._rate(e, rule, st, info, point, ts, v) if ok else None
         before = st.level
         if isinstance(rule, AbsentRule):
             if rule.signal == "fault" and q == Q_FAULT:
@@ -78,18 +108,41 @@ class Reference:
                 st.anchor, st.since, st.level = v, ts, 0
             else:
                 assert st.since is not None
-                reached = [int(Level.parse(w)) for w, s in rule.levels.items() if ts - st.since >= round(s * 1000)]
+                reached = [
+                    int(Level.parse(w))
+                    for w, s in rule.levels.items()
+                    if ts - st.since >= round(s * 1000)
+                ]
                 st.level = max([st.level, *reached])
                 if st.level > before:
                     bound = rule.levels[Level(st.level).word]  # type: ignore[index]
-                    return series_transition(e, info, point, from_level=before, to_level=st.level, ts=ts,
-                                             value=(ts - st.since) / 1000, threshold=bound, unit="s")
+                    return series_transition(
+                        e,
+                        info,
+                        point,
+                        from_level=before,
+                        to_level=st.level,
+                        ts=ts,
+                        value=(ts - st.since) / 1000,
+                        threshold=bound,
+                        unit="s",
+                    )
         if st.level == before:
             return None
-        return series_transition(e, info, point, from_level=before, to_level=st.level, ts=ts,
-                                 value=None if math.isnan(v) else v, threshold=None)
+        return series_transition(
+            e,
+            info,
+            point,
+            from_level=before,
+            to_level=st.level,
+            ts=ts,
+            value=None if math.isnan(v) else v,
+            threshold=None,
+        )
 
-    def _levels(self, rule: ThresholdRule, info: DeviceInfo) -> dict[int, tuple[float, float]] | None:
+    def _levels(
+        self, rule: ThresholdRule, info: DeviceInfo
+    ) -> dict[int, tuple[float, float]] | None:
         """Level → (threshold, clear) for this device, or None when it cannot be bound."""
         out: dict[int, tuple[float, float]] = {}
         for word, bound in rule.levels.items():
@@ -97,7 +150,9 @@ class Reference:
             if t is None:
                 return None
             if rule.deadband is not None:
-                c: float | None = t - rule.deadband if rule.direction == "above" else t + rule.deadband
+                c: float | None = (
+                    t - rule.deadband if rule.direction == "above" else t + rule.deadband
+                )
             else:
                 c = resolve_bound(rule.clear[word], info.tags) if word in rule.clear else t
             if c is None:
@@ -105,15 +160,48 @@ class Reference:
             out[int(Level.parse(word))] = (t, c)
         above = rule.direction == "above"
         ordered = [out[k] for k in sorted(out)]
-        for (t1, _), (t2, _) in zip(ordered, ordered[1:], strict=False):
+        for (t1, _), (t2, _) in itertools.pairwise(ordered):
             if (t2 < t1) if above else (t2 > t1):
                 return None
         if any((c > t) if above else (c < t) for t, c in ordered):
             return None
         return out
 
-    def _threshold(self, e: RuleEntry, rule: ThresholdRule, st: _State, info: DeviceInfo, point: str,
-                   ts: int, v: float) -> Transition | None:
+    def _rate(
+        self,
+        e: RuleEntry,
+        rule: RateRule,
+        st: _State,
+        info: DeviceInfo,
+        point: str,
+        ts: int,
+        v: float,
+    ) -> Transition | None:
+        st.window.append((ts, v))
+        st.window = [(t, x) for t, x in st.window if ts - t <= round(rule.window_s * 1000)]
+        t0, v0 = st.window[0]
+        if t0 >= ts:
+            return None
+        rate = (v - v0) / (ts - t0) * 60_000
+        # the rate is graded exactly like a threshold rule with the same levels
+        graded = ThresholdRule(id=rule.id, levels=dict(rule.levels), direction=rule.direction,
+                               for_s=rule.for_s, clear_for_s=rule.clear_for_s)  # fmt: skip
+        t = self._threshold(e, graded, st, info, point, ts, rate)
+        if t is None:
+            return None
+        unit = info.units.get(point, "")
+        return msgspec.structs.replace(t, unit=f"{unit}/min" if unit else "/min")
+
+    def _threshold(
+        self,
+        e: RuleEntry,
+        rule: ThresholdRule,
+        st: _State,
+        info: DeviceInfo,
+        point: str,
+        ts: int,
+        v: float,
+    ) -> Transition | None:
         levels = self._levels(rule, info)
         assert levels is not None
         above = rule.direction == "above"
@@ -122,11 +210,16 @@ class Reference:
             return v >= x if above else v <= x
 
         states = site_states(rule.site_state)
-        gate = states is None or self.site_state.get((info.enterprise, info.site), "operating") in states
+        gate = (
+            states is None
+            or self.site_state.get((info.enterprise, info.site), "operating") in states
+        )
         target = 0
         if gate:
             up = max((lv for lv, (t, _) in levels.items() if reaches(t)), default=0)
-            hold = max((lv for lv, (_, c) in levels.items() if lv <= st.level and reaches(c)), default=0)
+            hold = max(
+                (lv for lv, (_, c) in levels.items() if lv <= st.level and reaches(c)), default=0
+            )
             target = max(up, hold)
         L = st.level
         for lv in levels:
@@ -134,8 +227,11 @@ class Reference:
                 st.up_since.setdefault(lv, ts)
             else:
                 st.up_since.pop(lv, None)
-        confirmed = [lv for lv, since in st.up_since.items()
-                     if ts - since >= round(rule.level_for_s(Level(lv).word) * 1000)]
+        confirmed = [
+            lv
+            for lv, since in st.up_since.items()
+            if ts - since >= round(rule.level_for_s(Level(lv).word) * 1000)
+        ]
         new = max(confirmed, default=L)
         if new == L:
             if target >= L:
@@ -148,8 +244,17 @@ class Reference:
         bound = levels[new][0] if new > L else levels[min(lv for lv in levels if new < lv <= L)][1]
         st.level, st.down_since = new, None
         st.up_since = {lv: s for lv, s in st.up_since.items() if lv > new}
-        return series_transition(e, info, point, from_level=L, to_level=new, ts=ts, value=v, threshold=bound,
-                                 direction=rule.direction)
+        return series_transition(
+            e,
+            info,
+            point,
+            from_level=L,
+            to_level=new,
+            ts=ts,
+            value=v,
+            threshold=bound,
+            direction=rule.direction,
+        )
 
     def on_tick(self, now_ms: int) -> list[Transition]:
         out = []
@@ -164,12 +269,27 @@ class Reference:
                 start = self.newest[(dkey, point)] if rule.signal == "silence" else st.since
                 if start is None:
                     continue
-                reached = [(int(Level.parse(w)), s) for w, s in rule.levels.items() if now_ms - start >= round(s * 1000)]
+                reached = [
+                    (int(Level.parse(w)), s)
+                    for w, s in rule.levels.items()
+                    if now_ms - start >= round(s * 1000)
+                ]
                 if not reached or max(reached)[0] <= st.level:
                     continue
                 before, (st.level, bound) = st.level, max(reached)
-                out.append(series_transition(e, info, point, from_level=before, to_level=st.level, ts=now_ms,
-                                             value=(now_ms - start) / 1000, threshold=bound, unit="s"))
+                out.append(
+                    series_transition(
+                        e,
+                        info,
+                        point,
+                        from_level=before,
+                        to_level=st.level,
+                        ts=now_ms,
+                        value=(now_ms - start) / 1000,
+                        threshold=bound,
+                        unit="s",
+                    )
+                )
         out.sort(key=lambda t: t.key)
         if self.composites.active:
             out = self.composites.feed(out, self._series)

@@ -19,8 +19,9 @@ import numpy.typing as npt
 
 from yujing.ingest.batch import DeviceInfo, ReadingBatch
 
-NONE_TS = np.iinfo(np.int64).min
-_KEY = operator.attrgetter("key")  # "never": the sentinel of every timestamp column
+NONE_TS = np.iinfo(np.int64).min  # "never": the sentinel of every timestamp column
+_NAME = operator.attrgetter("device")
+_ENTERPRISE = operator.attrgetter("enterprise")
 I64 = npt.NDArray[np.int64]
 I32 = npt.NDArray[np.int32]
 F64 = npt.NDArray[np.float64]
@@ -43,7 +44,8 @@ class Series:
     """Every series the engine has seen, with the columns shared by all rule kinds."""
 
     devices: list[DeviceInfo] = field(default_factory=list)
-    device_index: dict[str, int] = field(default_factory=dict)
+    device_index: dict[tuple[str, str], int] = field(default_factory=dict)
+    by_enterprise: dict[str, dict[str, int]] = field(default_factory=dict)
     device_partition: I32 = field(default_factory=lambda: np.empty(0, np.int32))
     dirty: set[int] = field(default_factory=set)
     points: list[str] = field(default_factory=list)
@@ -68,9 +70,11 @@ class Series:
     def add_device(self, info: DeviceInfo, partition: int) -> tuple[int, bool]:
         """Engine index of a device; `True` when its registry record changed since it was
         last seen (its series must then be bound to rules again)."""
-        idx = self.device_index.get(info.key)
+        key = (info.enterprise, info.device)
+        idx = self.device_index.get(key)
         if idx is None:
-            idx = self.device_index[info.key] = len(self.devices)
+            idx = self.device_index[key] = len(self.devices)
+            self.by_enterprise.setdefault(info.enterprise, {})[info.device] = idx
             self.devices.append(info)
             self.device_partition = grow(self.device_partition, idx + 1, partition)  # type: ignore[assignment]
             return idx, False
@@ -100,15 +104,17 @@ class Series:
         self.table[dev, pt] = sid
         return sid, True
 
-    def mark_changed(self, key: str) -> None:
+    def mark_changed(self, key: tuple[str, str]) -> None:
         """The registry says this device's record changed: compare it on its next batch."""
         if key in self.device_index:
             self.dirty.add(self.device_index[key])
 
-    def _map_devices(self, devices: list[DeviceInfo], partition: int) -> tuple[npt.NDArray[np.intp], list[int]]:
-        # Per device only a key and a dict lookup: records are compared only for devices
-        # the registry marked as changed, so the common batch costs no struct comparisons.
-        found = list(map(self.device_index.get, map(_KEY, devices)))
+    def _map_devices(
+        self, devices: list[DeviceInfo], partition: int
+    ) -> tuple[npt.NDArray[np.intp], list[int]]:
+        # Per device only a name and a dict lookup, in C: records are compared only for
+        # devices the registry marked as changed, so the common batch compares no structs.
+        found = self._find(devices)
         changed: list[int] = []
         if None in found or self.dirty:
             for i, info in enumerate(devices):
@@ -122,6 +128,18 @@ class Series:
         self.device_partition[dmap] = partition
         return dmap, changed
 
+    def _find(self, devices: list[DeviceInfo]) -> list[int | None]:
+        if not devices:
+            return []
+        names = list(map(_NAME, devices))
+        enterprises = list(map(_ENTERPRISE, devices))
+        first = enterprises[0]
+        if enterprises.count(first) == len(enterprises):
+            return list(map(self.by_enterprise.get(first, {}).get, names))
+        return [
+            self.by_enterprise.get(e, {}).get(n) for e, n in zip(enterprises, names, strict=True)
+        ]
+
     def lookup(self, batch: ReadingBatch, partition: int) -> tuple[I32, list[int], list[int]]:
         """Series id of every reading; plus the series that are new and the devices whose
         record changed (both need binding). Loops over the batch's tables, not readings."""
@@ -129,17 +147,18 @@ class Series:
         pmap = np.fromiter((self.add_point(p) for p in batch.points), np.intp, len(batch.points))
         if len(batch) == 0:
             return np.empty(0, np.int32), [], changed
-        dev = dmap[batch.device]
-        pt = pmap[batch.point]
         self._fit_table(len(self.devices), len(self.points))
-        sid = self.table[dev, pt]
+        # one flat gather: (device, point) of each reading → a cell of the series table
+        cell = dmap[batch.device] * self.table.shape[1] + pmap[batch.point]
+        sid = self.table.ravel()[cell]
         new: list[int] = []
         missing = sid < 0
         if missing.any():
-            pairs = np.unique(np.stack([dev[missing], pt[missing]], axis=1), axis=0)
-            for d, p in pairs.tolist():
-                new.append(self.ensure(d, p)[0])
-            sid = self.table[dev, pt]
+            cols = self.table.shape[1]
+            for c in np.unique(cell[missing]).tolist():
+                new.append(self.ensure(c // cols, c % cols)[0])
+            cell = dmap[batch.device] * self.table.shape[1] + pmap[batch.point]
+            sid = self.table.ravel()[cell]
         return sid, new, changed
 
     def _fit_table(self, rows: int, cols: int) -> None:
@@ -152,25 +171,42 @@ class Series:
             t[: self.table.shape[0], : self.table.shape[1]] = self.table
             self.table = t
 
-    def observe(self, sid: I32, ts: I64) -> B:
+    def observe(self, sid: npt.NDArray[np.intp], ts: I64, runs: Runs) -> B:
         """Advance each series' newest `ts` and return which readings are late."""
         if sid.size == 0:
             return np.zeros(0, np.bool_)
-        sidp = sid.astype(np.intp)
-        old = self.last_ts[sidp]
-        counts = np.bincount(sidp, minlength=self.count)
-        if counts.max() <= 1:
+        old = self.last_ts[sid]
+        if runs.order is None:
             late: B = ts < old
-            self.last_ts[sidp] = np.maximum(old, ts)
+            self.last_ts[sid] = np.maximum(old, ts)
             return late
-        late = np.zeros(sid.size, np.bool_)
-        single = counts[sidp] == 1
-        late[single] = ts[single] < old[single]
-        self.last_ts[sidp[single]] = np.maximum(old[single], ts[single])
-        multi = np.flatnonzero(~single)
-        late[multi] = _late_in_runs(sidp[multi], ts[multi], old[multi])
-        np.maximum.at(self.last_ts, sidp[multi], ts[multi])
+        assert runs.grouped is not None
+        late = _late_in_runs(runs.grouped, ts, old, runs.order)
+        np.maximum.at(self.last_ts, sid, ts)
         return late
+
+
+@dataclass(frozen=True)
+class Runs:
+    """How a batch's readings group into series: `rank` is each reading's occurrence
+    number within its series (0 for the first); None when every series appears once."""
+
+    order: npt.NDArray[np.intp] | None
+    rank: npt.NDArray[np.intp] | None
+    passes: int
+    grouped: npt.NDArray[np.int64] | None = None  # sid[order]
+
+    @classmethod
+    def of(cls, sid: npt.NDArray[np.intp]) -> Runs:
+        if sid.size == 0 or int(np.bincount(sid).max()) <= 1:
+            return cls(None, None, 1)
+        packed = (sid.astype(np.int64) << 32) | np.arange(sid.size, dtype=np.int64)
+        packed.sort()
+        order = (packed & 0xFFFF_FFFF).astype(np.intp)
+        grouped = packed >> 32
+        rank = np.empty(sid.size, np.intp)
+        rank[order] = ranks(grouped)
+        return cls(order, rank, int(rank.max()) + 1, grouped)
 
 
 def group_order(keys: npt.NDArray[np.integer]) -> npt.NDArray[np.intp]:
@@ -193,11 +229,11 @@ def ranks(sorted_keys: npt.NDArray[np.integer]) -> npt.NDArray[np.intp]:
     return np.arange(n) - first
 
 
-def _late_in_runs(sid: npt.NDArray[np.intp], ts: I64, old: I64) -> B:
-    """Late flags for readings of series that appear several times in one batch: a sort by
-    series (stable, so arrival order is kept) and a segmented running maximum."""
-    order = group_order(sid)
-    s, t, o = sid[order], ts[order], old[order]
+def _late_in_runs(s: npt.NDArray[np.int64], ts: I64, old: I64, order: npt.NDArray[np.intp]) -> B:
+    """Late flags when series appear several times: in series order (arrival kept within
+    a series; `s` is the series id in that order), a running maximum that restarts at
+    every series."""
+    t, o = ts[order], old[order]
     base = int(t.min()) - 1
     rel_t = t - base
     rel_o = np.maximum(o, base) - base  # "never" and anything older than the batch → 0

@@ -23,8 +23,8 @@ from yujing.config import Settings
 from yujing.ingest.batch import EVENT_DECODER, Event, ReadingBatch
 from yujing.ingest.bus import Bus, Consumer, Record, Topics
 from yujing.rules import transition as tr
-from yujing.rules.engine import Engine
 from yujing.rules.checkpoint import Checkpoints
+from yujing.rules.engine import Engine
 from yujing.rules.store import ensure_default_rules, load_rules
 from yujing.rules.transition import Transition
 
@@ -39,7 +39,9 @@ class EngineService:
         self.bus = bus
         self.pool = pool
         self.engine = engine
-        self.snapshots = Checkpoints(pool, settings.engine_group)
+        self.snapshots = Checkpoints(
+            pool, settings.engine_group, durable_offsets=bool(settings.kafka_bootstrap)
+        )
         self.bad_records = 0
         self.published = 0
         self._last_tick = 0.0
@@ -51,7 +53,9 @@ class EngineService:
         log.info("rules reloaded: %d enabled", len(self.engine.entries))
 
     async def load_site_states(self) -> None:
-        rows = await self.pool.fetch("SELECT enterprise, site, state FROM sites WHERE state <> 'operating'")
+        rows = await self.pool.fetch(
+            "SELECT enterprise, site, state FROM sites WHERE state <> 'operating'"
+        )
         for r in rows:
             self.engine.set_site_state(r["enterprise"], r["site"], r["state"])
 
@@ -63,7 +67,9 @@ class EngineService:
             elif rec.topic == Topics.REGISTRY and rec.key.startswith(b"site:"):
                 try:
                     v = json.loads(rec.value)
-                    self.engine.set_site_state(str(v["enterprise"]), str(v["site"]), str(v["state"]))
+                    self.engine.set_site_state(
+                        str(v["enterprise"]), str(v["site"]), str(v["state"])
+                    )
                 except (ValueError, KeyError, TypeError) as exc:
                     self._bad(rec, exc)
             elif rec.topic == Topics.REGISTRY and rec.key.startswith(b"device:"):
@@ -93,11 +99,15 @@ class EngineService:
 
     def _bad(self, rec: Record, exc: Exception) -> None:
         self.bad_records += 1
-        log.warning("skipped a bad record on %s[%d]@%d: %s", rec.topic, rec.partition, rec.offset, exc)
+        log.warning(
+            "skipped a bad record on %s[%d]@%d: %s", rec.topic, rec.partition, rec.offset, exc
+        )
 
     async def publish(self, transitions: Sequence[Transition]) -> None:
         if transitions:
-            await self.bus.publish(Topics.TRANSITIONS, [(t.key.encode(), tr.ENCODER.encode(t)) for t in transitions])
+            await self.bus.publish(
+                Topics.TRANSITIONS, [(t.key.encode(), tr.ENCODER.encode(t)) for t in transitions]
+            )
             self.published += len(transitions)
 
     async def tick(self) -> None:
@@ -117,7 +127,7 @@ class EngineService:
         self._last_snapshot = time.monotonic()
 
     async def step(self, data: Consumer, control: Consumer) -> None:
-        await self.on_control(await control.next_batch(timeout_s=0.0))
+        await self.on_control(await control.next_batch(timeout_s=0.01))
         records = await data.next_batch(timeout_s=0.2)
         if records:
             await self.publish(await self.on_data(records))

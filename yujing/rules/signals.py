@@ -9,7 +9,7 @@ that empties with no further input is only noticed by the clock).
 from __future__ import annotations
 
 from collections import deque
-
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +29,7 @@ class EventState:
     newest: int = -(2**63)
 
 
-def count_level(levels: dict[str, int], n: int) -> tuple[int, int | None]:
+def count_level(levels: Mapping[Any, int], n: int) -> tuple[int, int | None]:
     best, bound = 0, None
     for lv in COLOURS:
         need = levels.get(lv.word)
@@ -79,17 +79,28 @@ class EventCounts:
                 out.append(t)
         return out
 
-    def _settle(self, entry: RuleEntry, rule: EventRule, st: EventState, now: int) -> Transition | None:
+    def _settle(
+        self, entry: RuleEntry, rule: EventRule, st: EventState, now: int
+    ) -> Transition | None:
         horizon = now - round(rule.window_s * 1000)
         while st.window and st.window[0][0] <= horizon:
             st.window.popleft()
         n = sum(c for _, c in st.window)
-        new, bound = count_level(dict(rule.levels), n)
+        new, bound = count_level(rule.levels, n)
         if new == st.level:
             return None
         before, st.level = st.level, new
-        return series_transition(entry, st.info, rule.event_type, from_level=before, to_level=new, ts=now,
-                                 value=float(n), threshold=None if bound is None else float(bound), unit="")
+        return series_transition(
+            entry,
+            st.info,
+            rule.event_type,
+            from_level=before,
+            to_level=new,
+            ts=now,
+            value=float(n),
+            threshold=None if bound is None else float(bound),
+            unit="",
+        )
 
     def on_tick(self, now_ms: int) -> list[Transition]:
         out = []
@@ -107,7 +118,9 @@ class EventCounts:
 class GroupState:
     enterprise: str
     site: str | None
-    points: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)  # point → rule → level
+    points: dict[tuple[str, str], dict[str, int]] = field(
+        default_factory=dict
+    )  # point → rule → level
     hot_at: dict[tuple[str, str], int] = field(default_factory=dict)  # point → last time ≥ of_level
     level: int = 0
 
@@ -140,7 +153,7 @@ class Composites:
             out.append(t)
             if t.device is None or t.point is None:
                 continue
-            idx = series.device_index.get(f"{t.enterprise}/{t.device}")
+            idx = series.device_index.get((t.enterprise, t.device))
             if idx is None:
                 continue
             info = series.devices[idx]
@@ -161,7 +174,9 @@ class Composites:
         if any(p is None for p in parts):
             return None
         group = ":".join(p for p in parts if p is not None)
-        st = self.groups.setdefault((rule.id, f"{info.enterprise}/{group}"), GroupState(info.enterprise, info.site))
+        st = self.groups.setdefault(
+            (rule.id, f"{info.enterprise}/{group}"), GroupState(info.enterprise, info.site)
+        )
         of = int(Level.parse(rule.of_level))
         pk = (info.device, t.point or "-")
         levels = st.points.setdefault(pk, {})
@@ -171,7 +186,9 @@ class Composites:
             st.hot_at[pk] = t.ts
         return self._settle(entry, rule, st, f"{info.enterprise}/{group}", t.ts)
 
-    def _settle(self, entry: RuleEntry, rule: CompositeRule, st: GroupState, group: str, now: int) -> Transition | None:
+    def _settle(
+        self, entry: RuleEntry, rule: CompositeRule, st: GroupState, group: str, now: int
+    ) -> Transition | None:
         of = int(Level.parse(rule.of_level))
         window = round(rule.window_s * 1000)
         n = sum(
@@ -185,9 +202,22 @@ class Composites:
         before, st.level = st.level, new
         enterprise, _, grp = group.partition("/")
         return Transition(
-            key=f"{enterprise}/{grp}/-/{rule.id}", enterprise=enterprise, site=st.site, device=None, point=None,
-            rule_id=rule.id, rule_version=entry.version, kind=rule.kind, from_level=before, to_level=new, ts=now,
-            value=float(n), threshold=float(rule.count), unit="points", rule_name=rule.name, health=rule.health,
+            key=f"{enterprise}/{grp}/-/{rule.id}",
+            enterprise=enterprise,
+            site=st.site,
+            device=None,
+            point=None,
+            rule_id=rule.id,
+            rule_version=entry.version,
+            kind=rule.kind,
+            from_level=before,
+            to_level=new,
+            ts=now,
+            value=float(n),
+            threshold=float(rule.count),
+            unit="points",
+            rule_name=rule.name,
+            health=rule.health,
         )
 
     def on_tick(self, now_ms: int) -> list[Transition]:
@@ -201,5 +231,3 @@ class Composites:
             if t is not None:
                 out.append(t)
         return out
-
-

@@ -36,14 +36,28 @@ class _Snapshot(msgspec.Struct, array_like=True):
     last_ts: bytes
     tables: dict[str, _Table]
     events: list[tuple[str, str, list[tuple[int, int]], int, int]]
-    groups: list[tuple[str, str, str, str | None, list[tuple[str, str, dict[str, int]]], list[tuple[str, str, int]], int]]
+    # rate slots: rule id, version, series position, (level, up_since, down_since), history
+    rates: list[tuple[str, int, int, tuple[int, list[int], int], list[tuple[int, float]]]]
+    groups: list[
+        tuple[
+            str,
+            str,
+            str,
+            str | None,
+            list[tuple[str, str, dict[str, int]]],
+            list[tuple[str, str, int]],
+            int,
+        ]
+    ]
 
 
 _ENC = msgspec.msgpack.Encoder()
 _DEC = msgspec.msgpack.Decoder(_Snapshot)
 
 
-def _dump_table(engine: Engine, slots: Slots, entries: dict[int, Any], pos: dict[int, int]) -> _Table:
+def _dump_table(
+    engine: Engine, slots: Slots, entries: dict[int, Any], pos: dict[int, int]
+) -> _Table:
     n = slots.n
     alive = np.flatnonzero(slots.alive[:n])
     k = np.array([x for x in alive.tolist() if int(slots.series[x]) in pos], np.intp)
@@ -62,7 +76,9 @@ def _dump_table(engine: Engine, slots: Slots, entries: dict[int, Any], pos: dict
 
 def dump(engine: Engine, partition: int | None) -> bytes:
     s = engine.series
-    devs = [d for d in range(len(s.devices)) if partition is None or s.device_partition[d] == partition]
+    devs = [
+        d for d in range(len(s.devices)) if partition is None or s.device_partition[d] == partition
+    ]
     dev_pos = {d: i for i, d in enumerate(devs)}
     sids = [sid for d in devs for sid in s.of_device(d)]
     pos = {sid: i for i, sid in enumerate(sids)}
@@ -72,17 +88,38 @@ def dump(engine: Engine, partition: int | None) -> bytes:
         series=[(dev_pos[int(s.device[x])], s.points[int(s.point[x])]) for x in sids],
         last_ts=s.last_ts[np.array(sids, np.intp)].astype("<i8").tobytes(),
         tables={
-            "threshold": _dump_table(engine, engine.thresholds.slots, engine.thresholds.entries, pos),
+            "threshold": _dump_table(
+                engine, engine.thresholds.slots, engine.thresholds.entries, pos
+            ),
             "health": _dump_table(engine, engine.health.slots, engine.health.entries, pos),
         },
+        rates=[
+            (
+                slot.entry.id,
+                slot.entry.version,
+                pos[sid],
+                (slot.state[0], slot.state[1], slot.state[2]),
+                list(slot.history),
+            )
+            for sid, slots in engine.rates.by_series.items()
+            if sid in pos
+            for slot in slots
+        ],
         events=[
             (rid, dk, list(st.window), st.level, st.newest)
             for (rid, dk), st in engine.events.state.items()
             if dk in keys
         ],
         groups=[
-            (rid, g, st.enterprise, st.site, [(d, p, lv) for (d, p), lv in st.points.items()],
-             [(d, p, t) for (d, p), t in st.hot_at.items()], st.level)
+            (
+                rid,
+                g,
+                st.enterprise,
+                st.site,
+                [(d, p, lv) for (d, p), lv in st.points.items()],
+                [(d, p, t) for (d, p), t in st.hot_at.items()],
+                st.level,
+            )
             for (rid, g), st in engine.composites.groups.items()
         ],
     )
@@ -109,6 +146,7 @@ def load(engine: Engine, data: bytes, partition: int) -> None:
     _load_table(engine, engine.thresholds.slots, snap.tables["threshold"], arr)
     engine.thresholds.refresh(engine.thresholds.slots.of_series(arr))
     _load_table(engine, engine.health.slots, snap.tables["health"], arr)
+    _load_rates(engine, snap, sids)
     infos = {i.key: i for i in snap.devices}
     for rid, dk, window, level, newest in snap.events:
         if dk in infos:
@@ -116,7 +154,11 @@ def load(engine: Engine, data: bytes, partition: int) -> None:
     for rid, g, ent, site, points, hot, level in snap.groups:
         if (rid, g) not in engine.composites.groups:
             engine.composites.groups[(rid, g)] = GroupState(
-                ent, site, {(d, p): dict(lv) for d, p, lv in points}, {(d, p): t for d, p, t in hot}, level
+                ent,
+                site,
+                {(d, p): dict(lv) for d, p, lv in points},
+                {(d, p): t for d, p, t in hot},
+                level,
             )
 
 
@@ -135,7 +177,10 @@ def _load_table(engine: Engine, slots: Slots, table: _Table, sids: np.ndarray[An
         slot = None if entry is None else where.get((entry.index, int(sids[rows[i]])))
         if entry is not None and slot is not None:
             (full if entry.version == version else carry).append((slot, i))
-    cols = {name: np.frombuffer(b, np.dtype(dt)).reshape(shape) for name, (dt, shape, b) in table.columns.items()}
+    cols = {
+        name: np.frombuffer(b, np.dtype(dt)).reshape(shape)
+        for name, (dt, shape, b) in table.columns.items()
+    }
     if full:
         t, src = (np.array(x, np.intp) for x in zip(*full, strict=True))
         for name, arr in cols.items():
@@ -144,3 +189,14 @@ def _load_table(engine: Engine, slots: Slots, table: _Table, sids: np.ndarray[An
         # A rule changed since the snapshot: keep the level (the open alert), not timers.
         t, src = (np.array(x, np.intp) for x in zip(*carry, strict=True))
         slots.col["level"][t] = cols["level"][src]
+
+
+def _load_rates(engine: Engine, snap: _Snapshot, sids: list[int]) -> None:
+    for rid, version, at, (level, up, down), history in snap.rates:
+        for slot in engine.rates.by_series.get(sids[at], []):
+            if slot.entry.id != rid:
+                continue
+            slot.state[0] = level
+            if slot.entry.version == version:  # a changed rule keeps only the level
+                slot.state[1], slot.state[2] = list(up), down
+                slot.history = deque(history)

@@ -56,35 +56,57 @@ async def ensure_default_rules(pool: asyncpg.Pool) -> None:
             await _write(conn, rule, 1, now, "system:default-packs")
 
 
-async def _write(conn: asyncpg.Connection, rule: Rule, version: int, now: datetime, who: str) -> None:
+async def _write(
+    conn: asyncpg.pool.PoolConnectionProxy[asyncpg.Record],
+    rule: Rule,
+    version: int,
+    now: datetime,
+    who: str,
+) -> None:
     body = rule_json(rule)
     await conn.execute(
         """INSERT INTO rules (id, version, kind, body, enabled, deleted, changed_at, changed_by)
            VALUES ($1, $2, $3, $4, $5, false, $6, $7)
            ON CONFLICT (id) DO UPDATE SET version = $2, kind = $3, body = $4, enabled = $5,
                deleted = false, changed_at = $6, changed_by = $7""",
-        rule.id, version, rule.kind, body, rule.enabled, now, who,
+        rule.id,
+        version,
+        rule.kind,
+        body,
+        rule.enabled,
+        now,
+        who,
     )
     await conn.execute(
-        "INSERT INTO rule_versions (id, version, body, deleted, changed_at, changed_by) VALUES ($1, $2, $3, false, $4, $5)",
-        rule.id, version, body, now, who,
+        "INSERT INTO rule_versions (id, version, body, deleted, changed_at, changed_by)"
+        " VALUES ($1, $2, $3, false, $4, $5)",
+        rule.id,
+        version,
+        body,
+        now,
+        who,
     )
 
 
 async def load_rules(pool: asyncpg.Pool) -> list[tuple[Rule, int]]:
     """The current enabled rules with their versions, as engines run them."""
-    rows = await pool.fetch("SELECT body, version FROM rules WHERE NOT deleted AND enabled ORDER BY id")
+    rows = await pool.fetch(
+        "SELECT body, version FROM rules WHERE NOT deleted AND enabled ORDER BY id"
+    )
     return [(parse_rule(r["body"]), r["version"]) for r in rows]
 
 
 async def list_rules(pool: asyncpg.Pool) -> list[StoredRule]:
-    rows = await pool.fetch("SELECT body, version, changed_at, changed_by FROM rules WHERE NOT deleted ORDER BY id")
+    rows = await pool.fetch(
+        "SELECT body, version, changed_at, changed_by FROM rules WHERE NOT deleted ORDER BY id"
+    )
     return [_stored(r) for r in rows]
 
 
 async def get_rule(pool: asyncpg.Pool, rule_id: str) -> StoredRule:
     row = await pool.fetchrow(
-        "SELECT body, version, changed_at, changed_by FROM rules WHERE id = $1 AND NOT deleted", rule_id
+        "SELECT body, version, changed_at, changed_by FROM rules WHERE id = $1 AND NOT deleted",
+        rule_id,
     )
     if row is None:
         raise RuleNotFound(rule_id)
@@ -93,7 +115,9 @@ async def get_rule(pool: asyncpg.Pool, rule_id: str) -> StoredRule:
 
 async def create_rule(pool: asyncpg.Pool, rule: Rule, who: str) -> StoredRule:
     async with pool.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow("SELECT version, deleted FROM rules WHERE id = $1 FOR UPDATE", rule.id)
+        row = await conn.fetchrow(
+            "SELECT version, deleted FROM rules WHERE id = $1 FOR UPDATE", rule.id
+        )
         if row is not None and not row["deleted"]:
             raise RuleExists(rule.id)
         version = 1 if row is None else row["version"] + 1
@@ -102,9 +126,13 @@ async def create_rule(pool: asyncpg.Pool, rule: Rule, who: str) -> StoredRule:
     return StoredRule(rule, version, now, who)
 
 
-async def update_rule(pool: asyncpg.Pool, rule: Rule, who: str, *, expected_version: int | None = None) -> StoredRule:
+async def update_rule(
+    pool: asyncpg.Pool, rule: Rule, who: str, *, expected_version: int | None = None
+) -> StoredRule:
     async with pool.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow("SELECT version, deleted FROM rules WHERE id = $1 FOR UPDATE", rule.id)
+        row = await conn.fetchrow(
+            "SELECT version, deleted FROM rules WHERE id = $1 FOR UPDATE", rule.id
+        )
         if row is None or row["deleted"]:
             raise RuleNotFound(rule.id)
         if expected_version is not None and expected_version != row["version"]:
@@ -117,25 +145,36 @@ async def update_rule(pool: asyncpg.Pool, rule: Rule, who: str, *, expected_vers
 
 async def delete_rule(pool: asyncpg.Pool, rule_id: str, who: str) -> int:
     async with pool.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow("SELECT version, deleted FROM rules WHERE id = $1 FOR UPDATE", rule_id)
+        row = await conn.fetchrow(
+            "SELECT version, deleted FROM rules WHERE id = $1 FOR UPDATE", rule_id
+        )
         if row is None or row["deleted"]:
             raise RuleNotFound(rule_id)
         version = row["version"] + 1
         now = datetime.now(UTC)
         await conn.execute(
-            "UPDATE rules SET version = $2, deleted = true, changed_at = $3, changed_by = $4 WHERE id = $1",
-            rule_id, version, now, who,
+            "UPDATE rules SET version = $2, deleted = true, changed_at = $3, changed_by = $4"
+            " WHERE id = $1",
+            rule_id,
+            version,
+            now,
+            who,
         )
         await conn.execute(
-            "INSERT INTO rule_versions (id, version, body, deleted, changed_at, changed_by) VALUES ($1, $2, NULL, true, $3, $4)",
-            rule_id, version, now, who,
+            "INSERT INTO rule_versions (id, version, body, deleted, changed_at, changed_by)"
+            " VALUES ($1, $2, NULL, true, $3, $4)",
+            rule_id,
+            version,
+            now,
+            who,
         )
-    return version
+    return int(version)
 
 
 async def rule_versions(pool: asyncpg.Pool, rule_id: str) -> list[dict[str, Any]]:
     rows = await pool.fetch(
-        "SELECT version, body, deleted, changed_at, changed_by FROM rule_versions WHERE id = $1 ORDER BY version",
+        "SELECT version, body, deleted, changed_at, changed_by FROM rule_versions"
+        " WHERE id = $1 ORDER BY version",
         rule_id,
     )
     if not rows:
@@ -144,5 +183,7 @@ async def rule_versions(pool: asyncpg.Pool, rule_id: str) -> list[dict[str, Any]
 
 
 async def rule_at_version(pool: asyncpg.Pool, rule_id: str, version: int) -> Rule | None:
-    body = await pool.fetchval("SELECT body FROM rule_versions WHERE id = $1 AND version = $2", rule_id, version)
+    body = await pool.fetchval(
+        "SELECT body FROM rule_versions WHERE id = $1 AND version = $2", rule_id, version
+    )
     return None if body is None else parse_rule(body)

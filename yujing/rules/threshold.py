@@ -21,7 +21,7 @@ from yujing.ingest.batch import DeviceInfo
 from yujing.levels import COLOURS
 from yujing.rules.emit import RuleEntry, series_transition
 from yujing.rules.model import ThresholdRule, check_threshold_numbers, resolve_bound, site_states
-from yujing.rules.series import NONE_TS, B, F64, I64, Series, group_order
+from yujing.rules.series import F64, I64, NONE_TS, B, Series, group_order
 from yujing.rules.slots import Slots
 from yujing.rules.transition import Transition
 
@@ -37,8 +37,9 @@ COLUMNS: dict[str, tuple[Any, tuple[int, ...], Any]] = {
     "level": (np.int8, (), 0),
     "up_since": (np.int64, (4,), NONE),  # start of the run with target ≥ level, per level
     "down_since": (np.int64, (), NONE),  # start of the run with target < level
-    "lo": (np.float64, (), INF),
-    "hi": (np.float64, (), -INF),
+    # quiet interval in raw values, both ends inclusive: qa <= value <= qb
+    "qa": (np.float64, (), INF),
+    "qb": (np.float64, (), -INF),
     "gate": (np.bool_, (), True),  # the site is in a state the rule applies to
 }
 
@@ -57,14 +58,15 @@ def params_for(rule: ThresholdRule, tags: dict[str, str]) -> Params | None:
     """The rule's numbers for one device; None if a tag threshold cannot be resolved or
     the resolved numbers are not a valid rule (the slot is then not bound)."""
     levels: dict[str, float] = {}
-    for word, bound in rule.levels.items():
+    for lw, bound in rule.levels.items():
         got = resolve_bound(bound, tags)
         if got is None:
             return None
-        levels[word] = got
+        levels[lw] = got
     sign = 1.0 if rule.direction == "above" else -1.0
     clear: dict[str, float] = {}
-    for word, t in levels.items():
+    for key, t in levels.items():
+        word = key
         if rule.deadband is not None:
             clear[word] = t - sign * rule.deadband
         elif word in rule.clear:
@@ -130,10 +132,7 @@ def step(p: list[Any], t: int, v: float, gate: bool) -> tuple[int, float] | None
         if t - p[2] < p[7]:
             return None
         new = target
-    if new > level:
-        bound = thr[new - 1]
-    else:
-        bound = next(clr[i] for i in range(new, level) if present[i])
+    bound = thr[new - 1] if new > level else next(clr[i] for i in range(new, level) if present[i])
     p[0] = new
     for i in range(new):
         up[i] = NONE
@@ -190,8 +189,12 @@ class Thresholds:
         lo = np.where(idle, -INF, lo)
         hi = np.where(idle, INF, hi)
         loud = ~steady | (~gate & (level > 0))
-        c["lo"][k] = np.where(loud, INF, lo)
-        c["hi"][k] = np.where(loud, -INF, hi)
+        lo = np.where(loud, INF, lo)
+        hi = np.where(loud, -INF, hi)
+        # oriented lo <= v' < hi, with v' = sign * v, as inclusive raw bounds
+        above = c["sign"][k] > 0
+        c["qa"][k] = np.where(above, lo, np.nextafter(-hi, INF))
+        c["qb"][k] = np.where(above, np.nextafter(hi, -INF), -lo)
 
     def evaluate(
         self, sid: npt.NDArray[np.intp], ts: I64, value: F64, usable: B, series: Series
@@ -203,31 +206,35 @@ class Thresholds:
         c = self.slots.col
         for layer in self.slots.layers:
             k = layer[sid]
-            idx = np.flatnonzero(k >= 0)
-            if not len(idx):
-                continue
-            kk = k[idx]
-            v = value[idx] * c["sign"][kk]
-            quiet = (v >= c["lo"][kk]) & (v < c["hi"][kk])
-            loud = idx[~quiet]
-            loud = loud[usable[loud]]
-            if len(loud):
-                out.extend(self._slow(layer, loud, sid, ts, value, usable, series))
+            bound = k >= 0
+            if bound.all():
+                idx, kk, v = None, k, value
+            else:
+                idx = np.flatnonzero(bound)
+                if not len(idx):
+                    continue
+                kk, v = k[idx], value[idx]
+            # NaN compares false, so a missing value is "loud" and dropped just below
+            loud_at = np.flatnonzero(~((v >= c["qa"][kk]) & (v <= c["qb"][kk])))
+            loud = loud_at if idx is None else idx[loud_at]
+            if len(loud) and usable[loud].any():
+                out.extend(self._slow(kk, idx, loud[usable[loud]], ts, value, usable, series))
         return out
 
     def _slow(
-        self, layer: Any, loud: Any, sid: Any, ts: I64, value: F64, usable: B, series: Series
+        self, kk: Any, idx: Any, loud: Any, ts: I64, value: F64, usable: B, series: Series
     ) -> list[tuple[int, Transition]]:
-        c = self.slots.col
-        slots = np.unique(layer[sid[loud]])
+        """Every usable reading of the slots that had a loud one, slot by slot in arrival
+        order, through `step`. `kk[i]` is the slot of reading `idx[i]` (idx None: i)."""
+        rows = np.arange(len(kk)) if idx is None else idx
+        slot_of = np.full(len(value), -1, np.int64)
+        slot_of[rows] = kk
+        slots = np.unique(slot_of[loud])
         hot = np.zeros(self.slots.n, np.bool_)
         hot[slots] = True
-        k_all = layer[sid]
-        pick = np.flatnonzero((k_all >= 0) & usable)
-        pick = pick[hot[k_all[pick]]]
-        order = group_order(k_all[pick])
-        pick = pick[order]
-        ks = k_all[pick].tolist()
+        pick = rows[hot[kk] & usable[rows]]
+        pick = pick[group_order(slot_of[pick])]
+        ks = slot_of[pick].tolist()
         out: list[tuple[int, Transition]] = []
         i = 0
         while i < len(ks):
@@ -257,6 +264,7 @@ class Thresholds:
         ]
         gate = bool(c["gate"][k])
         entry = self.entries[int(self.slots.rule[k])]
+        direction = "above" if sign > 0 else "below"
         out: list[tuple[int, Transition]] = []
         for a, t, raw in zip(rows.tolist(), ts[rows].tolist(), value[rows].tolist(), strict=True):
             before = p[0]
@@ -272,8 +280,8 @@ class Thresholds:
                     ts=t,
                     value=raw,
                     threshold=got[1] * sign,
-                    direction=entry.rule.direction,
-                )  # type: ignore[union-attr]
+                    direction=direction,
+                )
                 out.append((a, tr))
         c["level"][k], c["up_since"][k], c["down_since"][k] = p[0], p[1], p[2]
         return out

@@ -51,7 +51,8 @@ class Transition(msgspec.Struct, frozen=True, kw_only=True):
         else:
             op = "<" if self.direction == "above" else ">"
         state = to.word if to else "cleared"
-        return f"{self.rule_name or self.rule_id} {self.value:g}{unit} {op} {self.threshold:g} ({state})"
+        name = self.rule_name or self.rule_id
+        return f"{name} {self.value:g}{unit} {op} {self.threshold:g} ({state})"
 
 
 ENCODER = msgspec.json.Encoder()

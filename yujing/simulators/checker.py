@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -23,7 +24,7 @@ from yujing.simulators.scenario import Scenario
 from yujing.simulators.wire import Message
 
 Say = Callable[[str], None]
-CRITICAL_LAG_MS = 60_000
+CRITICAL_LAG_MS = 30_000
 
 
 class CheckError(RuntimeError):
@@ -108,18 +109,19 @@ def _epoch_ms(value: Any) -> int | None:
     return None
 
 
-def event_start_ms(now_ms: int, duration_s: float, speed: float, *, critical: bool) -> int:
+def event_start_ms(now_ms: int, duration_s: float, speed: float, *, clock_bound: bool) -> int:
     """Event time of t = 0 for a run starting now at `speed`.
 
     At 1x event time is the wall clock. Faster, event time runs ahead of the wall clock, and
     two rules bound it: ingest rejects readings more than 5 minutes in the future, and the
     `absent` rules of critical devices compare the wall clock with the last reading's event
-    time. Without critical devices the run starts in the past and ends now; with them it
-    starts a minute in the past and may end at most 4.5 minutes ahead (`Scenario.max_speed`).
+    time (and event windows expire on the clock tick). Without such rules the run starts in
+    the past and ends now; with them it starts 30 s in the past and may end at most 270 s
+    ahead (`Scenario.max_speed`).
     """
     if speed == 1.0:
         return now_ms
-    if critical:
+    if clock_bound:
         return now_ms - CRITICAL_LAG_MS
     return now_ms - round(duration_s * 1000 * (1 - 1 / speed))
 
@@ -166,11 +168,11 @@ async def _check(
         await asyncio.wait_for(ready.wait(), timeout=30)
         run.wall0 = time.time() + 0.5
         run.start_ms = event_start_ms(
-            int(run.wall0 * 1000), scenario.duration_s, speed, critical=scenario.has_critical
+            int(run.wall0 * 1000), scenario.duration_s, speed, clock_bound=scenario.clock_bound
         )
         t0 = time.monotonic() + 0.5
         host, port = parse_mqtt_url(mqtt_url)
-        publisher = Publisher(host, port, client_id=f"yujing-check-{scenario.name}"[:23], say=say)
+        publisher = Publisher(host, port, client_id=f"yj-check-{secrets.token_hex(4)}", say=say)
         stop = asyncio.Event()
         progress = asyncio.create_task(_progress(run, scenario, say, progress_every_s))
         try:
@@ -232,12 +234,16 @@ async def _run_letters(api: YujingApi, since: str, scenario: Scenario) -> list[d
 
 
 async def _progress(run: _Run, scenario: Scenario, say: Say, every_s: float) -> None:
-    if scenario.duration_s / run.speed < 3 * every_s:
+    """A line now and then on long runs: about twenty in all, at most one each `every_s`."""
+    wall_s = scenario.duration_s / run.speed
+    if wall_s < 3 * every_s:
         return
+    ents = set(scenario.fleet.enterprises)
     while True:
-        await asyncio.sleep(every_s)
+        await asyncio.sleep(max(every_s, wall_s / 20))
         sim = (time.time() - run.wall0) * run.speed
+        mine = sum(1 for ev in run.events if (ev.data.get("alert") or {}).get("enterprise") in ents)
         say(
             f"  … {sim:,.0f}/{scenario.duration_s:,.0f} s simulated, {run.published:,} published, "
-            f"{len(run.events):,} transitions seen"
+            f"{mine:,} transitions of this run seen"
         )

@@ -14,9 +14,10 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated
 
+import httpx
 import typer
 
-from yujing.simulators.api import YujingApi
+from yujing.simulators.api import ApiError, YujingApi
 from yujing.simulators.checker import CheckError, check_scenario, event_start_ms
 from yujing.simulators.demo import demo_devices, run_demo
 from yujing.simulators.fleet import DeviceRegistration, Site
@@ -80,7 +81,7 @@ def simulate(
             _publish(sc, mqtt_url, api_url, token, register, speed)
     else:
         if register:
-            asyncio.run(_register(api_url, token, demo_devices(), []))
+            _register(api_url, token, demo_devices(), [])
         host, port = parse_mqtt_url(mqtt_url)
         asyncio.run(
             _until_interrupted(lambda stop: run_demo(host, port, stop, speed=speed, say=_say))
@@ -91,16 +92,21 @@ def _say(line: str) -> None:
     print(line, flush=True)
 
 
-async def _register(
-    api_url: str, token: str, devs: list[DeviceRegistration], sites: list[Site]
-) -> None:
-    api = YujingApi(api_url, token)
+def _register(api_url: str, token: str, devs: list[DeviceRegistration], sites: list[Site]) -> None:
+    async def run() -> int:
+        api = YujingApi(api_url, token)
+        try:
+            n = await api.register(devs)
+            await api.set_site_states(sites)
+            return n
+        finally:
+            await api.close()
+
     try:
-        n = await api.register(devs)
-        await api.set_site_states(sites)
-        _say(f"registered {n} devices at {api_url}")
-    finally:
-        await api.close()
+        _say(f"registered {asyncio.run(run())} devices at {api_url}")
+    except (ApiError, httpx.HTTPError) as exc:
+        _say(f"error: could not register at {api_url}: {type(exc).__name__}: {exc}")
+        raise typer.Exit(2) from None
 
 
 async def _until_interrupted(body: Callable[[asyncio.Event], Awaitable[None]]) -> None:
@@ -119,8 +125,8 @@ def _check(sc: Scenario, mqtt_url: str, api_url: str, token: str, speed: float) 
     )
     try:
         report = asyncio.run(check_scenario(sc, mqtt_url, api_url, token, speed=speed, say=_say))
-    except CheckError as exc:
-        _say(f"error: {exc}")
+    except (CheckError, ApiError, httpx.HTTPError) as exc:
+        _say(f"error: {type(exc).__name__}: {exc}")
         raise typer.Exit(2) from None
     _say(report.render())
     raise typer.Exit(0 if report.ok else 1)
@@ -133,9 +139,11 @@ def _publish(
         _say(f"note: {sc.name} has wall-clock expectations; at {speed:g}x they will not hold")
     if register:
         halted = [s for s in sc.fleet.sites if s.state != "operating"]
-        asyncio.run(_register(api_url, token, list(sc.fleet.devices), halted))
+        _register(api_url, token, list(sc.fleet.devices), halted)
     host, port = parse_mqtt_url(mqtt_url)
-    start = event_start_ms(int(time.time() * 1000), sc.duration_s, speed, critical=sc.has_critical)
+    start = event_start_ms(
+        int(time.time() * 1000), sc.duration_s, speed, clock_bound=sc.clock_bound
+    )
 
     async def body(stop: asyncio.Event) -> None:
         stats = await Publisher(host, port, say=_say).run(sc.timeline(start), stop, speed=speed)
@@ -146,7 +154,9 @@ def _publish(
 
 def _dump(sc: Scenario, path: Path, speed: float) -> None:
     """JSON lines: when to publish (ms), topic, payload (text, or base64 when not UTF-8)."""
-    start = event_start_ms(int(time.time() * 1000), sc.duration_s, speed, critical=sc.has_critical)
+    start = event_start_ms(
+        int(time.time() * 1000), sc.duration_s, speed, clock_bound=sc.clock_bound
+    )
     with contextlib.ExitStack() as stack:
         out = (
             sys.stdout
@@ -176,7 +186,7 @@ def _load(
     seed: int | None,
 ) -> None:
     if register:
-        asyncio.run(_register(api_url, token, load_devices(devices), []))
+        _register(api_url, token, load_devices(devices), [])
     result = run_load(
         mqtt_url,
         devices=devices,

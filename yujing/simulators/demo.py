@@ -114,7 +114,16 @@ def demo_timeline(
     fleet = demo_fleet()
     plan = compile_plan(fleet, [DEMO_LEAK])
     duration_ms = None if duration_s is None else round(duration_s * 1000)
-    return Timeline(fleet, plan, start_ms=start_ms, duration_ms=duration_ms, ts_scale=1.0 / speed)
+    # The demo's daily cycles follow China's clock of the moment it starts.
+    local_start = (start_ms + 8 * 3_600_000) % 86_400_000
+    return Timeline(
+        fleet,
+        plan,
+        start_ms=start_ms,
+        duration_ms=duration_ms,
+        ts_scale=1.0 / speed,
+        local_start_ms=local_start,
+    )
 
 
 class _RedWatch:

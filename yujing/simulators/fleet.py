@@ -142,6 +142,15 @@ class Fleet:
     devices: tuple[DeviceRegistration, ...]
     sites: tuple[Site, ...]
     by_key: dict[str, DeviceRegistration] = field(compare=False, repr=False)
+    namespace: str = ""  # prefix of every enterprise id (see `scenario.load_scenario`)
+
+    def seed_of(self, reg: DeviceRegistration, what: str) -> str:
+        """The seed string of one random stream of a device. Built from the enterprise id
+        without the namespace, so a namespaced run reads exactly what the plain one does."""
+        enterprise = reg.enterprise
+        if self.namespace:
+            enterprise = enterprise.removeprefix(f"{self.namespace}-")
+        return f"{self.seed}/{enterprise}/{reg.device}/{what}"
 
     @property
     def enterprises(self) -> tuple[str, ...]:
@@ -160,13 +169,15 @@ class Fleet:
         return "operating"
 
 
-def make_fleet(seed: int, devices: list[DeviceRegistration], sites: list[Site]) -> Fleet:
+def make_fleet(
+    seed: int, devices: list[DeviceRegistration], sites: list[Site], namespace: str = ""
+) -> Fleet:
     by_key: dict[str, DeviceRegistration] = {}
     for d in devices:
         if d.key in by_key:
             raise FleetError(f"device {d.key} is defined twice")
         by_key[d.key] = d
-    return Fleet(seed, tuple(devices), tuple(sites), by_key)
+    return Fleet(seed, tuple(devices), tuple(sites), by_key, namespace)
 
 
 def parse_fleet(spec: dict[str, Any], *, seed: int | None = None) -> Fleet:
@@ -183,7 +194,8 @@ def parse_fleet(spec: dict[str, Any], *, seed: int | None = None) -> Fleet:
             sites.append(Site(enterprise, site, state))
             for group in _list(site_spec, "devices", f"site {enterprise}/{site}"):
                 devices.extend(_expand_group(enterprise, site, group))
-    return make_fleet(int(spec.get("seed", 0) if seed is None else seed), devices, sites)
+    seed = int(spec.get("seed", 0) if seed is None else seed)
+    return make_fleet(seed, devices, sites, str(spec.get("namespace", "")))
 
 
 def _expand_group(enterprise: str, site: str, group: dict[str, Any]) -> list[DeviceRegistration]:

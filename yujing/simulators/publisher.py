@@ -85,6 +85,8 @@ class Publisher:
                     keepalive=self.keepalive,
                     timeout=30,
                 ) as client:
+                    # Up to `window` publishes await their PUBACK by design; no warning.
+                    client.pending_calls_threshold = self.window + 1
                     backoff = 0.5
                     done = await self._session(
                         client, source, retry, stop, speed, start, stats, on_sent

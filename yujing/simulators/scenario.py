@@ -19,8 +19,10 @@ from yujing.simulators.incidents import Plan, compile_plan
 from yujing.simulators.timeline import Timeline
 
 CLOCKS = ("event", "wall")
-# Event time may lead the wall clock by 5 min (ingest) less the minute it starts behind.
-AHEAD_S = 330.0
+# Event time may lead the wall clock by 5 min (ingest): it starts 30 s behind and may gain
+# 300 s, ending at most 270 s ahead.
+AHEAD_S = 300.0
+CLOCKED_KINDS = ("dust_collector", "electronic_seal")
 
 
 @dataclass(frozen=True)
@@ -103,19 +105,25 @@ class Scenario:
     truth: GroundTruth
     path: Path | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
+    local_start_ms: int = 0  # `local_start: "HH:MM"`: local time of day at t = 0
 
     @property
-    def has_critical(self) -> bool:
-        return any(d.tags.get("critical") == "true" for d in self.fleet.devices)
+    def clock_bound(self) -> bool:
+        """Whether some rule compares event time with the wall clock: `absent` on critical
+        devices, and event windows (dust collectors, seals), which yujing's engine expires
+        on the clock tick. Event time must then stay close to the wall clock."""
+        return any(
+            d.tags.get("critical") == "true" or d.kind in CLOCKED_KINDS for d in self.fleet.devices
+        )
 
     @property
     def max_speed(self) -> float | None:
-        """How fast it may run (None: any speed). Wall-clock expectations need 1x; critical
-        devices (watched by `absent` rules on the wall clock) allow event time to run at
-        most `AHEAD_S` ahead of the wall clock, see `checker.event_start_ms`."""
+        """How fast it may run (None: any speed). Wall-clock expectations need 1x; with
+        `clock_bound`, event time may run at most `AHEAD_S` ahead of its start lag, see
+        `checker.event_start_ms`."""
         if any(e.clock == "wall" for e in self.truth.alerts):
             return 1.0
-        if self.has_critical and self.duration_s > AHEAD_S:
+        if self.clock_bound and self.duration_s > AHEAD_S:
             return 1.0 / (1.0 - AHEAD_S / self.duration_s)
         return None
 
@@ -124,8 +132,8 @@ class Scenario:
         if any(e.clock == "wall" for e in self.truth.alerts):
             return "it expects alerts decided by the wall clock (absent rules)"
         return (
-            f"its critical devices are watched by absent rules on the wall clock, so event "
-            f"time may run at most {AHEAD_S:g} s ahead of it"
+            "its critical devices (absent rules) or event windows are judged against the wall "
+            f"clock, so event time may run at most {AHEAD_S:g} s ahead of where it started"
         )
 
     def timeline(self, start_ms: int, *, ts_scale: float = 1.0) -> Timeline:
@@ -172,7 +180,19 @@ def parse_scenario(raw: dict[str, Any], *, seed: int | None = None) -> Scenario:
         plan=plan,
         truth=truth,
         raw=raw,
+        local_start_ms=_local_start(raw.get("local_start", "00:00")),
     )
+
+
+def _local_start(value: Any) -> int:
+    hours, _, minutes = str(value).partition(":")
+    try:
+        h, m = int(hours), int(minutes or 0)
+    except ValueError:
+        raise FleetError(f"local_start {value!r} is not HH:MM") from None
+    if not (0 <= h < 24 and 0 <= m < 60):
+        raise FleetError(f"local_start {value!r} is not HH:MM")
+    return (h * 60 + m) * 60_000
 
 
 def _namespaced(raw: dict[str, Any], prefix: str) -> dict[str, Any]:
@@ -185,6 +205,7 @@ def _namespaced(raw: dict[str, Any], prefix: str) -> dict[str, Any]:
 
     out: dict[str, Any] = walk({k: v for k, v in raw.items() if k != "fleet"})
     fleet = dict(raw.get("fleet") or {})
+    fleet["namespace"] = prefix
     fleet["enterprises"] = [
         {**e, "id": f"{prefix}-{e['id']}"} for e in fleet.get("enterprises", [])
     ]

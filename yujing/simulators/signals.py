@@ -14,7 +14,6 @@ from yujing.simulators.fleet import DeviceRegistration
 
 DAY_MS = 86_400_000
 DRIFT_PERIOD_MS = 3 * DAY_MS
-CHINA_UTC_OFFSET_MS = 8 * 3_600_000
 
 
 @dataclass(frozen=True)
@@ -100,19 +99,20 @@ class PointSignal:
     """The undisturbed reading of one point of one device; call `sample` once per tick, in
     time order, so the noise sequence (and so the bytes) depends only on the seed."""
 
-    def __init__(self, spec: SignalSpec, seed: int, device: DeviceRegistration, point: str) -> None:
+    def __init__(self, spec: SignalSpec, seed: str) -> None:
         self.spec = spec
         # A string seed is hashed with SHA-512 by `random`: stable across runs and platforms.
-        self._rng = random.Random(f"{seed}/{device.enterprise}/{device.device}/{point}")
+        self._rng = random.Random(seed)
         self._offset = self._rng.uniform(-spec.spread, spec.spread)
         self._drift_phase = self._rng.uniform(0, 2 * math.pi)
 
-    def mean(self, t_ms: int) -> float:
-        """The noiseless level at absolute time `t_ms` (epoch ms)."""
+    def mean(self, clock_ms: int) -> float:
+        """The noiseless level at `clock_ms`, the scenario's own local clock (ms since a
+        local midnight), so a scenario reads the same whenever it is run."""
         s = self.spec
-        local_h = ((t_ms + CHINA_UTC_OFFSET_MS) % DAY_MS) / 3_600_000
+        local_h = (clock_ms % DAY_MS) / 3_600_000
         daily = s.daily * math.cos((local_h - 14.0) / 24.0 * 2 * math.pi)
-        drift = s.drift * math.sin(2 * math.pi * t_ms / DRIFT_PERIOD_MS + self._drift_phase)
+        drift = s.drift * math.sin(2 * math.pi * clock_ms / DRIFT_PERIOD_MS + self._drift_phase)
         return s.base + self._offset + daily + drift
 
     def noise(self) -> float:
@@ -121,8 +121,8 @@ class PointSignal:
         # Bounded at 4 sigma so that `SignalSpec.ceiling` is a true bound.
         return max(-4.0, min(4.0, self._rng.gauss(0.0, 1.0))) * self.spec.noise
 
-    def sample(self, t_ms: int) -> float:
-        return self.clamp(self.mean(t_ms) + self.noise())
+    def sample(self, clock_ms: int) -> float:
+        return self.clamp(self.mean(clock_ms) + self.noise())
 
     def clamp(self, value: float) -> float:
         return round(min(self.spec.hi, max(self.spec.lo, value)), self.spec.decimals)

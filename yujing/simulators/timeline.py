@@ -54,8 +54,12 @@ class Timeline:
         duration_ms: int | None,
         ts_scale: float = 1.0,
         announce: bool = True,
+        local_start_ms: int = 0,
     ) -> None:
         self.fleet, self.plan = fleet, plan
+        # The scenario's local time of day at t = 0: daily cycles and shifts follow it, not
+        # the wall clock, so the readings do not depend on when the scenario is run.
+        self.local_start_ms = local_start_ms
         self.start_ms, self.duration_ms, self.ts_scale = start_ms, duration_ms, ts_scale
         self.announce = announce
         self.devices = [self._device_sim(d) for d in fleet.devices]
@@ -69,8 +73,8 @@ class Timeline:
         signals = {}
         for point in reg.points:
             spec = halted_power(reg) if point == "p_active" and halted else spec_for(reg, point)
-            signals[point] = PointSignal(spec, self.fleet.seed, reg, point)
-        schedule = random.Random(f"{self.fleet.seed}/{reg.key}/schedule")
+            signals[point] = PointSignal(spec, self.fleet.seed_of(reg, point))
+        schedule = random.Random(self.fleet.seed_of(reg, "schedule"))
         interval_ms = round(reg.interval_s * 1000)
         return DeviceSim(reg, signals, schedule, interval_ms, halted)
 
@@ -182,8 +186,7 @@ class Timeline:
         self._emit_telemetry(dev, msg)
 
     def _value(self, t: int, dev: DeviceSim, point: str, sig: PointSignal) -> float:
-        abs_ms = self.ts(t)
-        mean = sig.mean(abs_ms)
+        mean = sig.mean(self.local_start_ms + t)
         value = sig.clamp(mean + sig.noise())
         key = (dev.reg.enterprise, dev.reg.device, point)
         for profile in self.plan.profiles.get(key, []):
@@ -210,7 +213,7 @@ class Timeline:
         halted one (anything there is an incident of the scenario)."""
         if dev.halted:
             return
-        local_h = ((self.ts(t) // 3_600_000) + 8) % 24
+        local_h = ((self.local_start_ms + t) // 3_600_000) % 24
         position = dev.reg.tags.get("position", "main_shaft")
         per_hour = 30.0 if local_h in SHIFT_CHANGE_HOURS else 4.0
         kinds = ("person_in", "person_out")

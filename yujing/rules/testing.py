@@ -1,4 +1,4 @@
-"""Building batches for engine tests."""
+"""Test kit for rule tests: readings as batches, written the way a timeline reads."""
 
 from __future__ import annotations
 
@@ -9,14 +9,18 @@ import numpy as np
 from yujing.ingest.batch import DeviceInfo, ReadingBatch
 
 
-def gas(device: str, *, location: str = "coal_face", critical: bool = False, site: str = "s1") -> DeviceInfo:
+def gas(
+    device: str, *, location: str = "coal_face", critical: bool = False, site: str = "s1"
+) -> DeviceInfo:
     tags = {"sector": "coal", "location": location}
     if critical:
         tags["critical"] = "true"
     return DeviceInfo("e1", device, "gas_detector", site, tags, {"ch4": "%CH4", "o2": "%vol"})
 
 
-def batch(rows: Sequence[tuple[DeviceInfo, str, int, float] | tuple[DeviceInfo, str, int, float, int]]) -> ReadingBatch:
+def batch(
+    rows: Sequence[tuple[DeviceInfo, str, int, float] | tuple[DeviceInfo, str, int, float, int]],
+) -> ReadingBatch:
     """Readings as (device, point, ts_ms, value[, quality])."""
     devices: list[DeviceInfo] = []
     points: list[str] = []
@@ -31,12 +35,19 @@ def batch(rows: Sequence[tuple[DeviceInfo, str, int, float] | tuple[DeviceInfo, 
         pt.append(points.index(point))
         ts.append(t)
         val.append(v)
-        q.append(row[4] if len(row) > 4 else 0)  # type: ignore[misc]
+        q.append(row[4] if len(row) > 4 else 0)
     return ReadingBatch(
-        devices, points, np.array(dev, np.int32), np.array(pt, np.int32), np.array(ts, np.int64),
-        np.array(val, np.float64), np.array(q, np.uint8),
+        devices,
+        points,
+        np.array(dev, np.int32),
+        np.array(pt, np.int32),
+        np.array(ts, np.int64),
+        np.array(val, np.float64),
+        np.array(q, np.uint8),
     )
 
 
-def series(info: DeviceInfo, point: str, values: Sequence[float], *, t0: int = 0, step_ms: int = 1000) -> ReadingBatch:
+def series(
+    info: DeviceInfo, point: str, values: Sequence[float], *, t0: int = 0, step_ms: int = 1000
+) -> ReadingBatch:
     return batch([(info, point, t0 + i * step_ms, v) for i, v in enumerate(values)])

@@ -83,7 +83,8 @@ def make_batches(
             ts = t0 + r * 15_000 + rng.integers(0, 2_000, len(dev))
             late = rng.random(len(dev)) < 0.02
             ts = np.where(late, ts - 20_000, ts)
-            for c, a in zip(cols, (dev, pt, ts, value, np.zeros(len(dev), np.uint8)), strict=True):
+            parts: tuple[np.ndarray, ...] = (dev, pt, ts, value, np.zeros(len(dev), np.uint8))
+            for c, a in zip(cols, parts, strict=True):
                 c.append(a)
         out.append(ReadingBatch(devices, points, *(np.concatenate(c) for c in cols)))  # type: ignore[arg-type]
     return out

@@ -91,8 +91,8 @@ def test_tailings_points_aggregate_into_group_alerts() -> None:
     got = engine.on_batch(
         batch([(d, "displacement", T0 + 10 + i, 31.0) for i, d in enumerate(devs[:2])])
     )
-    groups = [(t.rule_id, t.to_level) for t in got if t.device is None]
-    assert groups == [("tailings-item-red", 4)]  # 2 orange → red; still 4 ≥ blue, 2 ≥ yellow
+    reds = [(t.rule_id, t.to_level) for t in got if t.device is None]
+    assert reds == [("tailings-item-red", 4)]  # 2 orange → red; still 4 ≥ blue, 2 ≥ yellow
     other_item = tailings(9, "phreatic")
     got = engine.on_batch(batch([(other_item, "displacement", T0 + 20, 35.0)]))
     assert [t.device for t in got] == ["tm-9"]  # another item is another group
@@ -142,3 +142,26 @@ def test_rate_per_minute_over_the_window_survives_a_snapshot() -> None:
     # the restored window still holds 0.30 at T0: 0.1 % in 45 s = 0.13 %/min, cleared
     got = again.on_batch(series(dev, "ch4", [0.40], t0=T0 + 45_000))
     assert [(t.to_level, t.ts - T0) for t in got] == [(0, 45_000)]
+
+
+def test_event_windows_are_snapshotted_with_their_partition() -> None:
+    rules = [(r, 1) for r in default_rules() if r.id == "dust-spark"]
+    engine = Engine(rules)
+    dc = DeviceInfo("e1", "dc-1", "dust_collector", "s1", {"collector": "dry"})
+    got = engine.on_events(
+        [Event(dc, T0, "spark_detected"), Event(dc, T0 + 1, "spark_detected")], 2
+    )
+    assert [t.to_level for t in got] == [3]
+    assert Engine.restore(engine.snapshot(1), rules, 1).events.state == {}  # another partition
+    again = Engine.restore(engine.snapshot(2), rules, 2)
+    got = again.on_events([Event(dc, T0 + 2, "spark_detected")], 2)
+    assert [(t.from_level, t.to_level, t.value) for t in got] == [(3, 4, 3.0)]  # 3 in 60 s → red
+
+
+def test_the_clock_only_judges_owned_partitions() -> None:
+    engine = pack("critical-offline")
+    other = gas("ch4-2", critical=True)
+    engine.on_batch(series(CRIT, "ch4", [0.3], t0=T0), partition=0)
+    engine.on_batch(series(other, "ch4", [0.3], t0=T0), partition=1)
+    got = engine.on_tick(T0 + 80_000, partitions={1})  # partition 0 moved to another engine
+    assert [t.device for t in got] == ["ch4-2"]

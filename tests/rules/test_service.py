@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Sequence
 
 import asyncpg
 import pytest
+from prometheus_client import REGISTRY
 
 from yujing.config import Settings
 from yujing.ingest.batch import DeviceInfo, Event, encode
@@ -79,10 +80,20 @@ async def test_readings_to_transitions_with_default_packs(engine: Running) -> No
     assert got[1].key == "e1/gd-1/ch4/coal-face-ch4" and got[1].threshold == 1.5
 
 
-async def test_a_bad_record_is_skipped(engine: Running) -> None:
+def metric(name: str) -> float:
+    return REGISTRY.get_sample_value(name) or 0.0
+
+
+async def test_a_bad_record_is_skipped_and_late_readings_counted(engine: Running) -> None:
+    bad, late = metric("yj_engine_bad_records_total"), metric("yj_engine_late_readings_total")
     await engine.bus.publish(Topics.READINGS, [(KEY, b"\x00garbage")])
     await engine.readings([1.2], t0=1_763_856_000_000)
     assert steps(await drain(engine.out, 1)) == [("coal-face-ch4", 1, 0, 3)]
+    await engine.readings([1.9], t0=1_763_855_000_000)  # older than the series: late
+    await engine.readings([0.2], t0=1_763_856_001_000)
+    assert steps(await drain(engine.out, 1)) == [("coal-face-ch4", 1, 3, 0)]
+    assert metric("yj_engine_bad_records_total") == bad + 1
+    assert metric("yj_engine_late_readings_total") == late + 1
 
 
 async def test_rule_change_is_picked_up_without_restart(

@@ -61,8 +61,7 @@ class Checkpoints:
         if row is None:
             self.next_offset.pop(tp, None)
             return
-        if tp[0] == Topics.READINGS:
-            snapshot.load(engine, row["state"], tp[1])
+        snapshot.load(engine, row["state"], tp[1])
         if self.durable:
             self.next_offset[tp] = row["next_offset"]
         else:
@@ -72,7 +71,8 @@ class Checkpoints:
         now = datetime.now(UTC)
         rows = []
         for (topic, partition), offset in self.next_offset.items():
-            state = snapshot.dump(engine, partition) if topic == Topics.READINGS else b""
+            on_events = topic == Topics.EVENTS
+            state = snapshot.dump(engine, partition, series=not on_events, events=on_events)
             rows.append((self.group, topic, partition, offset, state, now))
         if not rows:
             return

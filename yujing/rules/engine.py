@@ -7,7 +7,7 @@ when rules change; each rule kind keeps its per-series state in numpy columns (`
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import numpy as np
@@ -224,16 +224,22 @@ class Engine:
             result = self.composites.feed(result, self.series)
         return result
 
-    def on_events(self, events: Sequence[Event]) -> list[Transition]:
+    def on_events(self, events: Sequence[Event], partition: int = 0) -> list[Transition]:
+        """Transitions caused by events (from one input partition), in their order."""
         out: list[tuple[int, Transition]] = []
         for i, ev in enumerate(events):
+            self.events.partition[ev.device.key] = partition
             gate = self._site_of(ev.device)
             out.extend((i, t) for t in self.events.on_event(ev, gate))
         return self._finish(out)
 
-    def on_tick(self, now_ms: int) -> list[Transition]:
-        out = [(0, t) for t in self.health.on_tick(now_ms, self.series)]
-        out.extend((0, t) for t in self.events.on_tick(now_ms))
+    def on_tick(self, now_ms: int, partitions: Collection[int] | None = None) -> list[Transition]:
+        """The clock: silence and fault durations, window expiry. `partitions`: the input
+        partitions this engine owns now (None: all), so that an engine does not declare
+        silent the devices whose partition moved to another engine."""
+        owned = None if partitions is None else np.fromiter(partitions, np.int32)
+        out = [(0, t) for t in self.health.on_tick(now_ms, self.series, owned)]
+        out.extend((0, t) for t in self.events.on_tick(now_ms, partitions))
         result = self._finish(out)
         result.extend(self.composites.on_tick(now_ms))
         return result
@@ -279,7 +285,7 @@ class Engine:
     # ---- snapshots ---------------------------------------------------------------------
 
     def snapshot(self, partition: int | None = None) -> bytes:
-        """State of every series (or of one input partition's devices) as bytes."""
+        """The state of one input partition's devices (None: of all) as bytes."""
         from yujing.rules import snapshot
 
         return snapshot.dump(self, partition)

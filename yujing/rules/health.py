@@ -211,11 +211,18 @@ class Health:
             threshold=None,
         )
 
-    def on_tick(self, now_ms: int, series: Series) -> list[Transition]:
-        """Silence and fault durations against the clock."""
+    def on_tick(
+        self, now_ms: int, series: Series, owned: npt.NDArray[np.int32] | None
+    ) -> list[Transition]:
+        """Silence and fault durations against the clock (on series of `owned` input
+        partitions only, when given)."""
         c = self.slots.col
         n = self.slots.n
-        k = np.flatnonzero(self.slots.alive[:n] & (c["mode"][:n] != STUCK))
+        live = self.slots.alive[:n] & (c["mode"][:n] != STUCK)
+        if owned is not None:
+            dev = series.device[self.slots.series[:n]]
+            live &= np.isin(series.device_partition[dev], owned)
+        k = np.flatnonzero(live)
         if not len(k):
             return []
         mode = c["mode"][k]

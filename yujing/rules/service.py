@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 import asyncpg
 import msgspec
+from prometheus_client import Counter
 
 from yujing.config import Settings
 from yujing.ingest.batch import EVENT_DECODER, Event, ReadingBatch
@@ -29,6 +30,14 @@ from yujing.rules.store import ensure_default_rules, load_rules
 from yujing.rules.transition import Transition
 
 log = logging.getLogger(__name__)
+READINGS = Counter("yj_engine_readings_total", "Readings evaluated by the rule engine")
+LATE = Counter(
+    "yj_engine_late_readings_total", "Readings skipped as late (older than their series)"
+)
+LATE_EVENTS = Counter("yj_engine_late_events_total", "Events skipped as late")
+TRANSITIONS = Counter("yj_engine_transitions_total", "Level transitions published")
+BAD = Counter("yj_engine_bad_records_total", "Records that could not be decoded")
+SKIPPED = Counter("yj_engine_replayed_records_total", "Re-read records a snapshot already held")
 TICK_S = 1.0
 SNAPSHOT_S = 2.0
 
@@ -47,6 +56,7 @@ class EngineService:
         self._last_tick = 0.0
         self._last_snapshot = time.monotonic()
         self._dirty = False
+        self._seen = (0, 0, 0, 0)
 
     async def reload_rules(self) -> None:
         self.engine.set_rules(await load_rules(self.pool))
@@ -81,24 +91,37 @@ class EngineService:
     async def on_data(self, records: Sequence[Record]) -> list[Transition]:
         records = await self.snapshots.admit(self.engine, records)
         by_partition: dict[int, list[ReadingBatch]] = defaultdict(list)
-        events: list[Event] = []
+        events: dict[int, list[Event]] = defaultdict(list)
         for rec in records:
             try:
                 if rec.topic == Topics.READINGS:
                     by_partition[rec.partition].append(ReadingBatch.from_bytes(rec.value))
                 elif rec.topic == Topics.EVENTS:
-                    events.append(EVENT_DECODER.decode(rec.value))
+                    events[rec.partition].append(EVENT_DECODER.decode(rec.value))
             except (msgspec.DecodeError, ValueError, TypeError) as exc:
                 self._bad(rec, exc)
         out: list[Transition] = []
         for partition, batches in by_partition.items():
             out.extend(self.engine.on_batch(ReadingBatch.concat(batches), partition))
-        if events:
-            out.extend(self.engine.on_events(events))
+        for partition, evs in events.items():
+            out.extend(self.engine.on_events(evs, partition))
+        self._count()
         return out
+
+    def _count(self) -> None:
+        """Push the engine's counters into the metrics (the engine itself does no I/O)."""
+        e, seen = self.engine, self._seen
+        now = (e.readings, e.late_readings, e.events.late_events, self.snapshots.skipped)
+        for metric, before, after in zip(
+            (READINGS, LATE, LATE_EVENTS, SKIPPED), seen, now, strict=True
+        ):
+            if after > before:
+                metric.inc(after - before)
+        self._seen = now
 
     def _bad(self, rec: Record, exc: Exception) -> None:
         self.bad_records += 1
+        BAD.inc()
         log.warning(
             "skipped a bad record on %s[%d]@%d: %s", rec.topic, rec.partition, rec.offset, exc
         )
@@ -109,12 +132,13 @@ class EngineService:
                 Topics.TRANSITIONS, [(t.key.encode(), tr.ENCODER.encode(t)) for t in transitions]
             )
             self.published += len(transitions)
+            TRANSITIONS.inc(len(transitions))
 
-    async def tick(self) -> None:
+    async def tick(self, data: Consumer) -> None:
         now = time.time()
         if now - self._last_tick >= TICK_S:
             self._last_tick = now
-            await self.publish(self.engine.on_tick(int(now * 1000)))
+            await self.publish(self.engine.on_tick(int(now * 1000), owned_partitions(data)))
 
     async def checkpoint(self, data: Consumer, *, force: bool = False) -> None:
         """Snapshot and commit together, at most every SNAPSHOT_S: between two
@@ -132,8 +156,18 @@ class EngineService:
         if records:
             await self.publish(await self.on_data(records))
             self._dirty = True
-        await self.tick()
+        await self.tick(data)
         await self.checkpoint(data)
+
+
+def owned_partitions(consumer: Consumer) -> set[int] | None:
+    """The input partitions assigned to this engine now, when the bus can tell (a consumer
+    with an `assignment()` method); None means "all", right for a single engine."""
+    assignment = getattr(consumer, "assignment", None)
+    if not callable(assignment):
+        return None
+    got = assignment()
+    return None if got is None else {int(p) for p in got}
 
 
 async def run_engine(settings: Settings, bus: Bus, pool: asyncpg.Pool, stop: asyncio.Event) -> None:

@@ -9,7 +9,7 @@ that empties with no further input is only noticed by the clock).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +42,7 @@ class EventCounts:
     def __init__(self) -> None:
         self.entries: dict[str, RuleEntry] = {}
         self.state: dict[tuple[str, str], EventState] = {}  # (rule id, device key)
+        self.partition: dict[str, int] = {}  # device key → input partition of its events
         self.late_events = 0
 
     def bind(self, entry: RuleEntry, carried: dict[Any, int]) -> None:
@@ -102,11 +103,13 @@ class EventCounts:
             unit="",
         )
 
-    def on_tick(self, now_ms: int) -> list[Transition]:
+    def on_tick(self, now_ms: int, partitions: Collection[int] | None = None) -> list[Transition]:
         out = []
-        for (rid, _), st in self.state.items():
+        for (rid, dk), st in self.state.items():
             entry = self.entries.get(rid)
             if entry is None or st.level == 0:
+                continue
+            if partitions is not None and self.partition.get(dk, 0) not in partitions:
                 continue
             t = self._settle(entry, entry.for_device(st.info.device), st, now_ms)
             if t is not None:

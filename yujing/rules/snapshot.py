@@ -74,7 +74,36 @@ def _dump_table(
     )
 
 
-def dump(engine: Engine, partition: int | None) -> bytes:
+def dump(
+    engine: Engine, partition: int | None, *, series: bool = True, events: bool = True
+) -> bytes:
+    """One partition's state (None: every partition). A partition's readings checkpoint
+    holds its series, its events checkpoint its event windows, each restored with the
+    offsets of its own topic."""
+    snap = _series_part(engine, partition) if series else _empty()
+    if events:
+        snap.devices.extend(_event_part(engine, partition, snap))
+    return _ENC.encode(snap)
+
+
+def _empty() -> _Snapshot:
+    return _Snapshot(devices=[], series=[], last_ts=b"", tables={}, rates=[], events=[], groups=[])
+
+
+def _event_part(engine: Engine, partition: int | None, snap: _Snapshot) -> list[DeviceInfo]:
+    """Adds the event windows to `snap`; returns the devices it needs that it lacks."""
+    ev = engine.events
+    states = [
+        (k, st)
+        for k, st in ev.state.items()
+        if partition is None or ev.partition.get(k[1]) == partition
+    ]
+    snap.events = [(rid, dk, list(st.window), st.level, st.newest) for (rid, dk), st in states]
+    have = {d.key for d in snap.devices}
+    return list({st.info.key: st.info for _, st in states if st.info.key not in have}.values())
+
+
+def _series_part(engine: Engine, partition: int | None) -> _Snapshot:
     s = engine.series
     devs = [
         d for d in range(len(s.devices)) if partition is None or s.device_partition[d] == partition
@@ -82,7 +111,6 @@ def dump(engine: Engine, partition: int | None) -> bytes:
     dev_pos = {d: i for i, d in enumerate(devs)}
     sids = [sid for d in devs for sid in s.of_device(d)]
     pos = {sid: i for i, sid in enumerate(sids)}
-    keys = {s.devices[d].key for d in devs}
     snap = _Snapshot(
         devices=[s.devices[d] for d in devs],
         series=[(dev_pos[int(s.device[x])], s.points[int(s.point[x])]) for x in sids],
@@ -105,11 +133,7 @@ def dump(engine: Engine, partition: int | None) -> bytes:
             if sid in pos
             for slot in slots
         ],
-        events=[
-            (rid, dk, list(st.window), st.level, st.newest)
-            for (rid, dk), st in engine.events.state.items()
-            if dk in keys
-        ],
+        events=[],
         groups=[
             (
                 rid,
@@ -123,7 +147,7 @@ def dump(engine: Engine, partition: int | None) -> bytes:
             for (rid, g), st in engine.composites.groups.items()
         ],
     )
-    return _ENC.encode(snap)
+    return snap
 
 
 def load(engine: Engine, data: bytes, partition: int) -> None:
@@ -143,14 +167,16 @@ def load(engine: Engine, data: bytes, partition: int) -> None:
     arr = np.array(sids, np.intp)
     if len(arr):
         s.last_ts[arr] = np.maximum(s.last_ts[arr], np.frombuffer(snap.last_ts, "<i8"))
-    _load_table(engine, engine.thresholds.slots, snap.tables["threshold"], arr)
-    engine.thresholds.refresh(engine.thresholds.slots.of_series(arr))
-    _load_table(engine, engine.health.slots, snap.tables["health"], arr)
+    if snap.tables:
+        _load_table(engine, engine.thresholds.slots, snap.tables["threshold"], arr)
+        engine.thresholds.refresh(engine.thresholds.slots.of_series(arr))
+        _load_table(engine, engine.health.slots, snap.tables["health"], arr)
     _load_rates(engine, snap, sids)
     infos = {i.key: i for i in snap.devices}
     for rid, dk, window, level, newest in snap.events:
         if dk in infos:
             engine.events.state[(rid, dk)] = EventState(infos[dk], deque(window), level, newest)
+            engine.events.partition[dk] = partition
     for rid, g, ent, site, points, hot, level in snap.groups:
         if (rid, g) not in engine.composites.groups:
             engine.composites.groups[(rid, g)] = GroupState(

@@ -138,8 +138,8 @@ async def check_scenario(
 ) -> Report:
     if scenario.max_speed is not None and speed > scenario.max_speed:
         raise CheckError(
-            f"scenario {scenario.name} has wall-clock (absent) expectations; "
-            f"it runs at most at {scenario.max_speed:g}x"
+            f"scenario {scenario.name} runs at most at {scenario.max_speed:.2f}x: "
+            f"{scenario.speed_limit_reason}"
         )
     api = YujingApi(api_url, token)
     try:

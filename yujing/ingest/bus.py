@@ -47,6 +47,10 @@ class Consumer(Protocol):
     async def commit(self) -> None:
         """Mark everything returned so far as processed."""
 
+    def assignment(self) -> set[int] | None:
+        """The partitions this consumer holds now; None when it holds every partition (the
+        in-process bus, or a broadcast consumer)."""
+
     async def close(self) -> None: ...
 
 
@@ -135,6 +139,9 @@ class _MemoryConsumer:
         return out
 
     async def commit(self) -> None:
+        return None
+
+    def assignment(self) -> set[int] | None:
         return None
 
     async def close(self) -> None:

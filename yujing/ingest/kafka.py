@@ -121,6 +121,15 @@ class _KafkaConsumer:
                 # commit, and the idempotent stages downstream absorb the replay.
                 log.warning("commit failed, records will be redelivered: %s", exc)
 
+    def assignment(self) -> set[int] | None:
+        if self._group is None:
+            return None
+        if self._consumer is None:
+            return set()  # not joined yet: owns nothing
+        # Every topic has the same partition count and keying, so partition n of each
+        # input topic carries the same devices.
+        return {tp.partition for tp in self._consumer.assignment()}
+
     async def close(self) -> None:
         if self._consumer is not None:
             await self._consumer.stop()

@@ -161,13 +161,9 @@ class EngineService:
 
 
 def owned_partitions(consumer: Consumer) -> set[int] | None:
-    """The input partitions assigned to this engine now, when the bus can tell (a consumer
-    with an `assignment()` method); None means "all", right for a single engine."""
-    assignment = getattr(consumer, "assignment", None)
-    if not callable(assignment):
-        return None
-    got = assignment()
-    return None if got is None else {int(p) for p in got}
+    """The input partitions assigned to this engine now; None means "all" (the in-process
+    bus, where one engine holds everything)."""
+    return consumer.assignment()
 
 
 async def run_engine(settings: Settings, bus: Bus, pool: asyncpg.Pool, stop: asyncio.Event) -> None:

@@ -31,6 +31,9 @@ class Publisher(Protocol):
 
     async def publish(self, changes: Sequence[StoredChange]) -> None: ...
 
+    async def close(self) -> None:
+        """Release connections; called once when the alerts stage stops."""
+
 
 class KafkaFeed:
     """`yj.alerts`: every change as a CloudEvent keyed by alert key."""
@@ -46,6 +49,9 @@ class KafkaFeed:
             await self._bus.publish(Topics.ALERTS, records)
         except Exception as exc:
             raise PublishError(f"bus refused alert feed: {exc}", retryable=True) from exc
+
+    async def close(self) -> None:
+        return None  # the bus belongs to the runtime, which closes it
 
 
 class MqttFeed:

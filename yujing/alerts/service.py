@@ -71,3 +71,5 @@ async def run_alerts(
     finally:
         await consumer.close()
         await asyncio.gather(*helpers)
+        for publisher in publishers:
+            await publisher.close()

@@ -158,6 +158,9 @@ class WebhookFanout:
         self._pool = pool
         self._clock = clock
 
+    async def close(self) -> None:
+        return None  # deliveries are rows in PostgreSQL; the dispatcher owns the HTTP client
+
     async def publish(self, changes: Sequence[StoredChange]) -> None:
         try:
             async with self._pool.acquire() as conn, conn.transaction():

@@ -50,7 +50,10 @@ def fleet(
     for share, kind, tags, pts in FLEET:
         for _ in range(int(n * share)):
             d = len(devices)
-            devices.append(DeviceInfo("ent-1", f"dev-{d}", kind, f"site-{d // 50}", tags, {}))
+            # registry ids, as ingest attaches them from the devices table
+            devices.append(
+                DeviceInfo("ent-1", f"dev-{d}", kind, f"site-{d // 50}", tags, {}, uid=d + 1, rev=1)
+            )
             for p, (lo, hi) in pts.items():
                 dev_col.append(d)
                 pt_col.append(points.index(p))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 import msgspec
@@ -33,6 +34,10 @@ class DeviceInfo(msgspec.Struct, frozen=True):
     site: str
     tags: dict[str, str] = {}
     units: dict[str, str] = {}
+    # The registry's numeric id and record revision: an engine maps devices and notices a
+    # changed record with numpy on these, instead of comparing names and records one by one.
+    uid: int = 0
+    rev: int = 0
 
     @property
     def key(self) -> str:
@@ -49,6 +54,25 @@ class ReadingBatch:
     value: npt.NDArray[np.float64]  # NaN = no value
     quality: npt.NDArray[np.uint8]
     received_ms: int = 0
+    # Per entry of `devices`: registry uid and revision (0 when built without a registry).
+    device_uid: npt.NDArray[np.int64] | None = None
+    device_rev: npt.NDArray[np.int64] | None = None
+
+    def __post_init__(self) -> None:
+        if self.device_uid is None or self.device_rev is None:
+            n = len(self.devices)
+            self.device_uid = np.fromiter((d.uid for d in self.devices), np.int64, n)
+            self.device_rev = np.fromiter((d.rev for d in self.devices), np.int64, n)
+
+    @property
+    def uids(self) -> npt.NDArray[np.int64]:
+        assert self.device_uid is not None
+        return self.device_uid
+
+    @property
+    def revs(self) -> npt.NDArray[np.int64]:
+        assert self.device_rev is not None
+        return self.device_rev
 
     def __len__(self) -> int:
         return int(self.ts.shape[0])
@@ -68,6 +92,8 @@ class ReadingBatch:
                 value=self.value.astype("<f8").tobytes(),
                 quality=self.quality.tobytes(),
                 received_ms=self.received_ms,
+                uid=self.uids.astype("<i8").tobytes(),
+                rev=self.revs.astype("<i8").tobytes(),
             )
         )
 
@@ -83,45 +109,42 @@ class ReadingBatch:
             value=np.frombuffer(w.value, dtype="<f8").astype(np.float64),
             quality=np.frombuffer(w.quality, dtype=np.uint8).copy(),
             received_ms=w.received_ms,
+            device_uid=np.frombuffer(w.uid, dtype="<i8").astype(np.int64) if w.uid else None,
+            device_rev=np.frombuffer(w.rev, dtype="<i8").astype(np.int64) if w.rev else None,
         )
 
     @classmethod
     def concat(cls, batches: Sequence[ReadingBatch]) -> ReadingBatch:
-        """One batch from many, re-indexing the device and point tables (a loop over
-        batches and table entries, not over readings)."""
+        """One batch from many. Device tables are appended, not merged (a device may then
+        stand in the table more than once, which every consumer allows): numpy offsets per
+        batch instead of a dictionary lookup per device. Point tables are merged."""
+        if not batches:
+            return cls.empty()
         if len(batches) == 1:
             return batches[0]
-        devices: list[DeviceInfo] = []
-        dev_index: dict[str, int] = {}
         points: list[str] = []
         pt_index: dict[str, int] = {}
         dev_cols, pt_cols = [], []
+        offset = 0
         for b in batches:
-            dmap = np.empty(len(b.devices), dtype=np.int32)
-            for i, d in enumerate(b.devices):
-                j = dev_index.get(d.key)
-                if j is None:
-                    j = dev_index[d.key] = len(devices)
-                    devices.append(d)
-                dmap[i] = j
-            pmap = np.empty(len(b.points), dtype=np.int32)
-            for i, p in enumerate(b.points):
-                pmap[i] = pt_index.setdefault(p, len(pt_index))
-                if pmap[i] == len(points):
-                    points.append(p)
-            dev_cols.append(dmap[b.device] if len(b) else b.device)
-            pt_cols.append(pmap[b.point] if len(b) else b.point)
-        if not batches:
-            return cls.empty()
+            pmap = np.fromiter(
+                (pt_index.setdefault(p, len(pt_index)) for p in b.points), np.int32, len(b.points)
+            )
+            points.extend(p for p in b.points if pt_index[p] >= len(points))
+            dev_cols.append(b.device + offset)
+            pt_cols.append(pmap[b.point])
+            offset += len(b.devices)
         return cls(
-            devices=devices,
+            devices=list(chain.from_iterable(b.devices for b in batches)),
             points=points,
-            device=np.concatenate(dev_cols),
-            point=np.concatenate(pt_cols),
+            device=np.concatenate(dev_cols).astype(np.int32),
+            point=np.concatenate(pt_cols).astype(np.int32),
             ts=np.concatenate([b.ts for b in batches]),
             value=np.concatenate([b.value for b in batches]),
             quality=np.concatenate([b.quality for b in batches]),
             received_ms=max(b.received_ms for b in batches),
+            device_uid=np.concatenate([b.uids for b in batches]),
+            device_rev=np.concatenate([b.revs for b in batches]),
         )
 
 
@@ -144,6 +167,8 @@ class _WireBatch(msgspec.Struct, array_like=True):
     value: bytes
     quality: bytes
     received_ms: int = 0
+    uid: bytes = b""
+    rev: bytes = b""
 
 
 _ENCODER = msgspec.msgpack.Encoder()

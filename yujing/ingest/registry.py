@@ -34,6 +34,8 @@ def device_info(row: Any) -> DeviceInfo:
         site=row["site"],
         tags={str(k): str(v) for k, v in (row["tags"] or {}).items()},
         units={name: str(p.get("unit", "")) for name, p in points.items()},
+        uid=row["uid"],
+        rev=row["rev"],
     )
 
 
@@ -106,7 +108,8 @@ async def upsert_device(
             " VALUES ($1, $2, $3, $4, $5, $6, $7)"
             " ON CONFLICT (enterprise, device) DO UPDATE SET kind = EXCLUDED.kind,"
             " site = EXCLUDED.site, tags = EXCLUDED.tags, points = EXCLUDED.points,"
-            " auto_registered = false, updated_at = now(), updated_by = EXCLUDED.updated_by"
+            " auto_registered = false, rev = devices.rev + 1, updated_at = now(),"
+            " updated_by = EXCLUDED.updated_by"
             " RETURNING *",
             enterprise, device, record["kind"], record["site"], record.get("tags", {}),
             record.get("points", {}), who,

@@ -47,6 +47,9 @@ class Series:
     device_index: dict[tuple[str, str], int] = field(default_factory=dict)
     by_enterprise: dict[str, dict[str, int]] = field(default_factory=dict)
     device_partition: I32 = field(default_factory=lambda: np.empty(0, np.int32))
+    # registry uid → engine device index (-1: not seen), and the record revision last bound
+    uid_index: I32 = field(default_factory=lambda: np.empty(0, np.int32))
+    device_rev: I64 = field(default_factory=lambda: np.empty(0, np.int64))
     dirty: set[int] = field(default_factory=set)
     points: list[str] = field(default_factory=list)
     point_index: dict[str, int] = field(default_factory=dict)
@@ -77,11 +80,20 @@ class Series:
             self.by_enterprise.setdefault(info.enterprise, {})[info.device] = idx
             self.devices.append(info)
             self.device_partition = grow(self.device_partition, idx + 1, partition)  # type: ignore[assignment]
+            self._note_uid(info, idx)
             return idx, False
         if self.devices[idx] != info:
             self.devices[idx] = info
+            self._note_uid(info, idx)
             return idx, True
         return idx, False
+
+    def _note_uid(self, info: DeviceInfo, idx: int) -> None:
+        self.device_rev = grow(self.device_rev, idx + 1, 0)  # type: ignore[assignment]
+        self.device_rev[idx] = info.rev
+        if info.uid > 0:
+            self.uid_index = grow(self.uid_index, info.uid + 1, -1)  # type: ignore[assignment]
+            self.uid_index[info.uid] = idx
 
     def add_point(self, name: str) -> int:
         idx = self.point_index.get(name)
@@ -108,6 +120,28 @@ class Series:
         """The registry says this device's record changed: compare it on its next batch."""
         if key in self.device_index:
             self.dirty.add(self.device_index[key])
+
+    def _map_by_uid(
+        self, batch: ReadingBatch, partition: int
+    ) -> tuple[npt.NDArray[np.intp], list[int]]:
+        """Devices of a batch from the registry: one gather through `uid_index`, and a
+        revision compare; only new or changed devices take the per-device path."""
+        uids, revs = batch.uids, batch.revs
+        top = int(uids.max())
+        if top >= len(self.uid_index):
+            self.uid_index = grow(self.uid_index, top + 1, -1)  # type: ignore[assignment]
+        dmap = self.uid_index[uids].astype(np.intp)
+        known = dmap >= 0
+        stale = ~known
+        stale[known] = self.device_rev[dmap[known]] != revs[known]
+        changed: list[int] = []
+        for i in np.flatnonzero(stale).tolist():
+            dmap[i], is_changed = self.add_device(batch.devices[i], partition)
+            if is_changed:
+                changed.append(int(dmap[i]))
+        self.dirty.clear()  # revisions carry record changes on this path
+        self.device_partition[dmap] = partition
+        return dmap, changed
 
     def _map_devices(
         self, devices: list[DeviceInfo], partition: int
@@ -143,7 +177,10 @@ class Series:
     def lookup(self, batch: ReadingBatch, partition: int) -> tuple[I32, list[int], list[int]]:
         """Series id of every reading; plus the series that are new and the devices whose
         record changed (both need binding). Loops over the batch's tables, not readings."""
-        dmap, changed = self._map_devices(batch.devices, partition)
+        if len(batch.devices) and int(batch.uids.min()) > 0:
+            dmap, changed = self._map_by_uid(batch, partition)
+        else:  # devices without registry ids (built by hand): by name
+            dmap, changed = self._map_devices(batch.devices, partition)
         pmap = np.fromiter((self.add_point(p) for p in batch.points), np.intp, len(batch.points))
         if len(batch) == 0:
             return np.empty(0, np.int32), [], changed

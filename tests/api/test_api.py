@@ -150,3 +150,38 @@ async def test_tokens_health_and_unknown_routes(
     assert (await client.get("/healthz")).json() == {"status": "ok"}
     assert (await client.get("/readyz")).json()["checks"] == {"database": True}
     assert is_problem(await client.get("/api/v1/nothing-here", headers=admin), 404)
+
+
+async def test_readings_raw_and_bucketed(client: httpx.AsyncClient, pool: asyncpg.Pool) -> None:
+    import numpy as np
+
+    from yujing.alerts.readings import ReadingWriter
+    from yujing.ingest.batch import DeviceInfo, ReadingBatch
+
+    admin = await token(pool, Role.ADMIN, "*")
+    await client.put("/api/v1/devices/ent1/gd-1", json=DEVICE, headers=admin)
+    t0 = 1_763_856_000_000  # 2025-11-23T00:00:00Z
+    values = [0.2, 0.4, 0.6, 9.9, 1.0]  # the 9.9 is calibrating: stored, not aggregated
+    await ReadingWriter(pool).write(
+        ReadingBatch(
+            [DeviceInfo("ent1", "gd-1", "gas_detector", "face-1")], ["ch4"],
+            np.zeros(5, np.int32), np.zeros(5, np.int32),
+            np.array([t0, t0 + 20_000, t0 + 40_000, t0 + 50_000, t0 + 70_000], np.int64),
+            np.array(values), np.array([0, 0, 0, 2, 0], np.uint8),
+        )
+    )  # fmt: skip
+    path = "/api/v1/devices/ent1/gd-1/readings"
+    base = {"point": "ch4", "since": "2025-11-23T00:00:00Z", "until": "2025-11-23T00:05:00Z"}
+    raw = (await client.get(path, params=base, headers=admin)).json()["items"]
+    assert [r["value"] for r in raw] == values
+    assert raw[3]["quality"] == "calibrating"
+    buckets = (await client.get(path, params={**base, "bucket": "1m"}, headers=admin)).json()
+    got = [(b["ts"], round(b["avg"], 6), b["min"], b["max"], b["count"]) for b in buckets["items"]]
+    assert got == [
+        ("2025-11-23T00:00:00+00:00", 0.4, 0.2, 0.6, 3),
+        ("2025-11-23T00:01:00+00:00", 1.0, 1.0, 1.0, 1),
+    ]
+    r = await client.get(path, params={**base, "bucket": "1 week"}, headers=admin)
+    assert is_problem(r, 422)
+    other = await token(pool, Role.VIEWER, "ent2")
+    assert is_problem(await client.get(path, params=base, headers=other), 404)

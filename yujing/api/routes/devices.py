@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
@@ -10,6 +12,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from yujing.api.deps import Admin, BusDep, Pool, Viewer
 from yujing.api.problems import Problem
+from yujing.ingest.batch import QUALITIES
 from yujing.ingest.bus import Topics
 from yujing.ingest.registry import upsert_device
 from yujing.names import IDENTIFIER, is_identifier
@@ -99,3 +102,76 @@ async def put_device(
         [(f"device:{enterprise}/{device}".encode(), json.dumps(public.model_dump()).encode())],
     )
     return public
+
+
+_BUCKET = re.compile(r"^(\d{1,4})(s|m|h|d)$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+@router.get("/{enterprise}/{device}/readings")
+async def readings(
+    enterprise: Ident,
+    device: Ident,
+    principal: Viewer,
+    pool: Pool,
+    point: Annotated[str, Query(pattern=IDENTIFIER.pattern)],
+    since: datetime,
+    until: datetime | None = None,
+    bucket: Annotated[str | None, Query(description="e.g. 30s, 1m, 1h, 1d")] = None,
+    limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
+) -> dict[str, Any]:
+    """Stored readings of one point: raw (oldest first), or per `bucket` with avg, min, max
+    and count over readings of quality `ok`. `date_bin` runs the same on PostgreSQL and
+    TimescaleDB."""
+    if not principal.can_see(enterprise):
+        raise Problem(404, "Not found", f"no device {enterprise}/{device}")
+    if since.tzinfo is None or (until is not None and until.tzinfo is None):
+        raise Problem(422, "Invalid request", "since and until need a UTC offset")
+    async with pool.acquire() as conn:
+        series = await conn.fetchval(
+            "SELECT id FROM reading_series WHERE enterprise = $1 AND device = $2 AND point = $3",
+            enterprise, device, point,
+        )  # fmt: skip
+        if series is None:
+            known = await conn.fetchval(
+                "SELECT 1 FROM devices WHERE enterprise = $1 AND device = $2", enterprise, device
+            )
+            if not known:
+                raise Problem(404, "Not found", f"no device {enterprise}/{device}")
+            return {"point": point, "bucket": bucket, "items": []}
+        end = until or datetime.now(UTC)
+        if bucket is None:
+            rows = await conn.fetch(
+                "SELECT ts, value, quality FROM readings WHERE series = $1 AND ts >= $2"
+                " AND ts < $3 ORDER BY ts LIMIT $4",
+                series, since, end, limit,
+            )  # fmt: skip
+            items = [
+                {"ts": r["ts"].isoformat(), "value": r["value"], "quality": QUALITIES[r["quality"]]}
+                for r in rows
+            ]
+            return {"point": point, "bucket": None, "items": items}
+        width = _bucket(bucket)
+        rows = await conn.fetch(
+            "SELECT date_bin($4::interval, ts, 'epoch'::timestamptz) AS b, avg(value) AS avg,"
+            " min(value) AS min, max(value) AS max, count(value) AS n FROM readings"
+            " WHERE series = $1 AND ts >= $2 AND ts < $3 AND quality = 0"
+            " GROUP BY b ORDER BY b LIMIT $5",
+            series, since, end, width, limit,
+        )  # fmt: skip
+    items = [
+        {"ts": r["b"].isoformat(), "avg": r["avg"], "min": r["min"], "max": r["max"],
+         "count": r["n"]}
+        for r in rows
+    ]  # fmt: skip
+    return {"point": point, "bucket": bucket, "items": items}
+
+
+def _bucket(text: str) -> timedelta:
+    match = _BUCKET.fullmatch(text)
+    if match is None:
+        raise Problem(422, "Invalid request", "bucket is a number and s, m, h or d, e.g. 1m")
+    width = timedelta(**{_UNITS[match[2]]: int(match[1])})
+    if width.total_seconds() < 1:
+        raise Problem(422, "Invalid request", "bucket must be at least 1s")
+    return width

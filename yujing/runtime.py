@@ -23,7 +23,9 @@ import uvicorn
 from yujing import db
 from yujing.alerts.publishers import KafkaFeed, MqttFeed, Publisher
 from yujing.alerts.service import run_alerts
+from yujing.alerts.settings import AlertSettings
 from yujing.alerts.sink import run_sink
+from yujing.alerts.stats import StatsRefresher
 from yujing.alerts.store import AlertStore
 from yujing.alerts.webhooks import WebhookFanout
 from yujing.api.app import create_app
@@ -104,14 +106,16 @@ def stage_tasks(
         ]  # fmt: skip
         out.append(run_alerts(s, rt.bus, rt.pool, stop, publishers, utcnow))
     if "api" in stages:
-        out.append(serve_api(rt, stop))
+        # The alarm figures on /metrics are refreshed by the alerts stage; an API process of
+        # its own refreshes them itself, so every /metrics a scraper may hit carries them.
+        out.append(serve_api(rt, stop, refresh_stats="alerts" not in stages))
     if "ingest" in stages:
         registry = Registry(rt.pool, auto_register=s.auto_register)
         out.append(run_ingest(s, rt.bus, registry, rt.mqtt_url, wall_ms, stop))
     return out
 
 
-async def serve_api(rt: Runtime, stop: asyncio.Event) -> None:
+async def serve_api(rt: Runtime, stop: asyncio.Event, *, refresh_stats: bool = False) -> None:
     s = rt.settings
     token = await ensure_admin(rt.pool, s.admin_token)
     if token:
@@ -123,12 +127,18 @@ async def serve_api(rt: Runtime, stop: asyncio.Event) -> None:
         uvicorn.Config(app, host=s.http_host, port=s.http_port, log_level="warning", lifespan="off")
     )
     hub_task = asyncio.create_task(hub.run(stop), name="sse-hub")
+    if refresh_stats:
+        stats_task = asyncio.create_task(
+            StatsRefresher(rt.pool, utcnow, AlertSettings().stats_every_s).run(stop), name="stats"
+        )
     serving = asyncio.create_task(server.serve(), name="http")
     rt.say(f"API and alarm board on http://{s.http_host}:{s.http_port}/")
     await stop.wait()
     server.should_exit = True
     await serving
     await hub_task
+    if refresh_stats:
+        await stats_task
 
 
 async def run_stages(

@@ -132,3 +132,24 @@ async def test_bad_input_is_dead_lettered_and_the_stream_goes_on(
 
 async def letters_sorted(items: list[dict[str, Any]]) -> list[tuple[str, str]]:
     return sorted((i["topic"], i["reason"]) for i in items)
+
+
+async def test_people_entering_a_halted_mine(
+    database_url: str, mqtt_broker: tuple[str, int]
+) -> None:
+    seal = {"kind": "electronic_seal", "site": "mine-7", "tags": {"position": "main_shaft"}}
+    async with running(database_url, mqtt_broker, settings_for_test()) as flow:
+        assert (await flow.http.put("/api/v1/devices/ent1/seal-1", json=seal)).status_code == 200
+        r = await flow.http.patch("/api/v1/sites/ent1/mine-7", json={"state": "halted"})
+        assert r.status_code == 200
+        now = int(time.time() * 1000)
+        event = {"ts": now, "seq": 1, "type": "person_in", "count": 2}
+        await flow.publish("yj/ent1/seal-1/event", event)
+
+        async def red() -> dict[str, Any] | None:
+            r = await flow.http.get("/api/v1/alerts", params={"device": "seal-1"})
+            items = [a for a in r.json()["items"] if a["level"] == "red"]
+            return items[0] if items else None
+
+        alert = await eventually(red)
+        assert alert["site"] == "mine-7"

@@ -154,6 +154,9 @@ class EngineService:
         await self.on_control(await control.next_batch(timeout_s=0.01))
         records = await data.next_batch(timeout_s=0.2)
         if records:
+            # A site or rule change made before these records were sent must apply to them:
+            # it may have arrived while this step waited for data.
+            await self.on_control(await control.next_batch(timeout_s=0.001))
             await self.publish(await self.on_data(records))
             self._dirty = True
         await self.tick(data)

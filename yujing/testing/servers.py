@@ -48,11 +48,14 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 @contextlib.contextmanager
 def mqtt_broker() -> Iterator[tuple[str, int]]:
-    """Mosquitto when on PATH (also /usr/sbin), else amqtt, each as a child process."""
+    """Mosquitto when on PATH (also /usr/sbin), else amqtt, each as a child process;
+    `YJ_TEST_MQTT_BROKER=amqtt` picks amqtt (the broker `yujing up` embeds) regardless."""
     host, port = "127.0.0.1", free_port()
     mosquitto = shutil.which("mosquitto") or shutil.which(
         "mosquitto", path="/usr/sbin:/usr/local/sbin"
     )
+    if os.environ.get("YJ_TEST_MQTT_BROKER") == "amqtt":
+        mosquitto = None
     with tempfile.TemporaryDirectory(prefix="yj-mqtt-") as tmp:
         if mosquitto:
             conf = Path(tmp) / "mosquitto.conf"

@@ -27,7 +27,7 @@ test: check
 
 bench: $(STAMP)
 	$(BIN)/python bench/engine.py
-	$(BIN)/python bench/pipeline.py
+	$(BIN)/python bench/leak_latency.py --runs 3
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -8,11 +8,18 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 
 import asyncpg
+import httpx
 import pytest
 
 from yujing import db
+from yujing.alerts.store import AlertStore
+from yujing.api.app import create_app
+from yujing.api.stream import ChangeHub
+from yujing.config import Settings
+from yujing.ingest.bus import MemoryBus
 from yujing.testing import servers
 
 
@@ -66,3 +73,22 @@ def kafka_bootstrap() -> Iterator[str]:
         return
     with servers.kafka_broker() as bootstrap:
         yield bootstrap
+
+
+def _noon() -> datetime:
+    return datetime(2025, 11, 23, 8, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def bus() -> MemoryBus:
+    return MemoryBus()
+
+
+@pytest.fixture
+async def client(pool: asyncpg.Pool, bus: MemoryBus) -> AsyncIterator[httpx.AsyncClient]:
+    """The API app in this process on a fresh database, its clock fixed at 2025-11-23 08:00Z."""
+    store = AlertStore(pool, _noon)
+    app = create_app(Settings(), pool, bus, store, ChangeHub(pool, store))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+        yield c

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import asyncpg
@@ -10,10 +9,7 @@ import httpx
 import pytest
 
 from yujing.alerts.store import AlertStore
-from yujing.api.app import create_app
 from yujing.api.auth import Role, create_token
-from yujing.api.stream import ChangeHub
-from yujing.config import Settings
 from yujing.ingest.bus import MemoryBus, Topics
 from yujing.levels import Level
 from yujing.rules.transition import Transition
@@ -30,20 +26,6 @@ DEVICE = {
 
 def now() -> datetime:
     return datetime(2025, 11, 23, 8, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def bus() -> MemoryBus:
-    return MemoryBus()
-
-
-@pytest.fixture
-async def client(pool: asyncpg.Pool, bus: MemoryBus) -> AsyncIterator[httpx.AsyncClient]:
-    store = AlertStore(pool, now)
-    app = create_app(Settings(), pool, bus, store, ChangeHub(pool, store))
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
-        yield c
 
 
 async def token(pool: asyncpg.Pool, role: Role, *enterprises: str) -> dict[str, str]:

@@ -4,18 +4,13 @@ on `yj.rules`, backtest over stored readings."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import asyncpg
 import httpx
 import pytest
 
-from yujing.alerts.store import AlertStore
-from yujing.api.app import create_app
 from yujing.api.auth import Role, create_token
-from yujing.api.stream import ChangeHub
-from yujing.config import Settings
 from yujing.ingest.bus import MemoryBus, Topics
 from yujing.rules.store import ensure_default_rules
 
@@ -28,21 +23,6 @@ RULE = {"id": "face-ch4-test", "kind": "threshold", "name": "测试",
 
 def now() -> datetime:
     return datetime(2025, 11, 23, 8, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def bus() -> MemoryBus:
-    return MemoryBus()
-
-
-@pytest.fixture
-async def client(pool: asyncpg.Pool, bus: MemoryBus) -> AsyncIterator[httpx.AsyncClient]:
-    store = AlertStore(pool, now)
-    app = create_app(Settings(), pool, bus, store, ChangeHub(pool, store))
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://test"
-    ) as c:
-        yield c
 
 
 async def headers(pool: asyncpg.Pool, role: Role) -> dict[str, str]:

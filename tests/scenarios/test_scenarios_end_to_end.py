@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from yujing.config import Settings
 from yujing.simulators.checker import check_scenario
 from yujing.simulators.scenario import builtin_scenarios, load_scenario
 from yujing.testing.flow import running, settings_for_test
@@ -21,36 +22,38 @@ def scenario_path(name: str) -> str:
     return str(path)
 
 
+async def run_clean(
+    name: str,
+    speed: float,
+    database_url: str,
+    mqtt: tuple[str, int],
+    settings: Settings,
+    *,
+    distributed: bool = False,
+) -> None:
+    scenario = load_scenario(scenario_path(name), namespace="d" if distributed else "e")
+    speed = min(speed, scenario.max_speed or speed)
+    async with running(database_url, mqtt, settings, distributed=distributed) as flow:
+        report = await check_scenario(
+            scenario, f"mqtt://{mqtt[0]}:{mqtt[1]}", flow.base_url, settings.admin_token,
+            speed=speed, say=lambda _: None,
+        )  # fmt: skip
+    assert report.ok, report.render()
+
+
 # input-faults runs slower: its clock-skew faults sit just inside the 5-minute tolerance,
 # and accelerated event time would push them over it.
 @pytest.mark.parametrize(("name", "speed"), [("coal-methane", SPEED), ("input-faults", 4.0)])
 async def test_scenario_embedded(
     name: str, speed: float, database_url: str, mqtt_broker: tuple[str, int]
 ) -> None:
-    scenario = load_scenario(scenario_path(name), namespace="emb")
-    speed = min(speed, scenario.max_speed or speed)
-    settings = settings_for_test()
-    async with running(database_url, mqtt_broker, settings) as flow:
-        mqtt_url = f"mqtt://{mqtt_broker[0]}:{mqtt_broker[1]}"
-        report = await check_scenario(
-            scenario, mqtt_url, flow.base_url, settings.admin_token, speed=speed,
-            say=lambda _: None,
-        )  # fmt: skip
-    assert report.ok, report.render()
+    await run_clean(name, speed, database_url, mqtt_broker, settings_for_test())
 
 
 async def test_scenario_distributed(
     database_url: str, mqtt_broker: tuple[str, int], kafka_bootstrap: str
 ) -> None:
-    scenario = load_scenario(scenario_path("coal-methane"), namespace="dist")
-    speed = min(SPEED, scenario.max_speed or SPEED)
     settings = settings_for_test(
         kafka_bootstrap=kafka_bootstrap, kafka_partitions=3, kafka_topic_prefix="scn-"
     )
-    async with running(database_url, mqtt_broker, settings, distributed=True) as flow:
-        mqtt_url = f"mqtt://{mqtt_broker[0]}:{mqtt_broker[1]}"
-        report = await check_scenario(
-            scenario, mqtt_url, flow.base_url, settings.admin_token, speed=speed,
-            say=lambda _: None,
-        )  # fmt: skip
-    assert report.ok, report.render()
+    await run_clean("coal-methane", SPEED, database_url, mqtt_broker, settings, distributed=True)

@@ -170,13 +170,16 @@ def owned_partitions(consumer: Consumer) -> set[int] | None:
 
 
 async def run_engine(settings: Settings, bus: Bus, pool: asyncpg.Pool, stop: asyncio.Event) -> None:
-    await ensure_default_rules(pool)
-    service = EngineService(settings, bus, pool, Engine(await load_rules(pool)))
-    await service.load_site_states()
+    # Subscribe before the first await: the in-process bus delivers only to consumers that
+    # exist when a record is published, and ingest may start publishing at once. A site or
+    # rule change between subscribing and loading is then applied twice, which is harmless.
     control = bus.consumer([Topics.RULES, Topics.REGISTRY], None)
     data = bus.consumer([Topics.READINGS, Topics.EVENTS], settings.engine_group)
-    log.info("engine running with %d rules", len(service.engine.entries))
     try:
+        await ensure_default_rules(pool)
+        service = EngineService(settings, bus, pool, Engine(await load_rules(pool)))
+        await service.load_site_states()
+        log.info("engine running with %d rules", len(service.engine.entries))
         while not stop.is_set():
             try:
                 await service.step(data, control)

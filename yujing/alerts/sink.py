@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import asyncpg
 import msgspec
@@ -18,6 +19,7 @@ from yujing.ingest import batch as b
 from yujing.ingest.bus import Bus, Record, Topics
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 STORED = Counter("yj_sink_rows_total", "Rows stored by the sink", ["table"])
 BAD = Counter("yj_sink_bad_records_total", "Undecodable records the sink skipped", ["topic"])
@@ -73,11 +75,11 @@ class Sink:
                 STORED.labels("deadletters").inc(len(dead))
 
     @staticmethod
-    def _decode(records: list[Record], decode: object) -> list:  # type: ignore[type-arg]
-        out = []
+    def _decode(records: list[Record], decode: Callable[[bytes], T]) -> list[T]:
+        out: list[T] = []
         for r in records:
             try:
-                out.append(decode(r.value))  # type: ignore[operator]
+                out.append(decode(r.value))
             except (msgspec.DecodeError, ValueError) as exc:
                 BAD.labels(r.topic).inc()
                 log.error("undecodable %s record at %s/%s: %s", r.topic, r.partition, r.offset, exc)

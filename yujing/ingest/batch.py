@@ -9,7 +9,7 @@ calls, never a loop over readings.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import chain
 from typing import Any
 
@@ -205,15 +205,6 @@ class DeadLetter(msgspec.Struct, frozen=True):
     payload: bytes
     enterprise: str | None = None
     device: str | None = None
-
-
-@dataclass(slots=True)
-class Counters:
-    """Ingest's accounting: every message lands in exactly one of these."""
-
-    accepted: int = 0
-    duplicate: int = 0
-    dead: dict[str, int] = field(default_factory=dict)
 
 
 def encode(obj: Any) -> bytes:

@@ -21,6 +21,7 @@ from yujing.api.routes import (
     devices,
     enterprises,
     maintenance,
+    picture,
     rules,
     sites,
     tokens,
@@ -50,7 +51,7 @@ def create_app(
     app.state.store, app.state.hub = store, hub
     problems.install(app)
     for module in (alerts, rules, devices, enterprises, sites, deadletters, tokens, webhooks,
-                   maintenance, asyncapi):  # fmt: skip
+                   maintenance, picture, asyncapi):  # fmt: skip
         app.include_router(module.router, prefix="/api/v1")
 
     async def database() -> bool:

@@ -56,17 +56,19 @@ async def populate(pool: asyncpg.Pool, n_ent: int, per_ent: int) -> None:
         for i in range(n_ent)
     ]  # fmt: skip
     points = json.dumps({"ch4": {"unit": "%LEL", "interval_s": 30}})
-    devices = [(e[0], f"d{j}", "gas_detector", "s1", points) for e in ents for j in range(per_ent)]
+    devices = [(e[0], f"d{j}") for e in ents for j in range(per_ent)]
     async with pool.acquire() as conn:
         await conn.copy_records_to_table(
             "enterprises", records=ents,
             columns=["id", "name", "uscc", "division", "sectors", "supervision_class", "lon",
                      "lat"],
         )  # fmt: skip
-        await conn.executemany(
-            "INSERT INTO devices (enterprise, device, kind, site, points) VALUES ($1,$2,$3,$4,$5)",
-            [(*d[:4], json.loads(d[4])) for d in devices],
-        )
+        await conn.execute(
+            "INSERT INTO devices (enterprise, device, kind, site, points)"
+            " SELECT e, d, 'gas_detector', 's1', $3::jsonb"
+            " FROM unnest($1::text[], $2::text[]) AS u(e, d)",
+            [d[0] for d in devices], [d[1] for d in devices], json.loads(points),
+        )  # fmt: skip
         seen = NOW - timedelta(seconds=20)
         await conn.copy_records_to_table(
             "device_presence",
@@ -132,6 +134,7 @@ async def run(url: str, n_ent: int, per_ent: int, n_req: int) -> None:
 
 
 def main() -> None:
+    sys.stdout.reconfigure(line_buffering=True)  # type: ignore[union-attr]
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--enterprises", type=int, default=10_000)
     parser.add_argument("--devices-per-enterprise", type=int, default=10)

@@ -116,6 +116,8 @@ async def run(url: str, n_ent: int, per_ent: int, n_req: int) -> None:
         city = await create_token(
             pool, "suzhou", Role.VIEWER, ["*"], scope=Scope.of(divisions=["320500"])
         )
+        stop = asyncio.Event()  # the online counts refresh beside the requests, as in `yujing api`
+        refresher = asyncio.create_task(app.state.presence.run(stop))
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
             await measure(client, everyone, 3)  # warm up
@@ -126,6 +128,12 @@ async def run(url: str, n_ent: int, per_ent: int, n_req: int) -> None:
                 q = statistics.quantiles(times, n=20)
                 print(f"  {label:22s} {count:6,} enterprises in scope:"
                       f" p50 {statistics.median(times):6.1f} ms  p95 {q[18]:6.1f} ms")  # fmt: skip
+        t0 = time.perf_counter()
+        await app.state.presence.refresh()
+        print(f"  counting online devices (every 5 s, beside the requests):"
+              f" {(time.perf_counter() - t0) * 1000:.0f} ms")  # fmt: skip
+        stop.set()
+        await refresher
     finally:
         await pool.close()
         admin = await asyncpg.connect(url)

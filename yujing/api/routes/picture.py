@@ -45,19 +45,19 @@ def _check_sector(sector: str | None) -> None:
         raise Problem(422, "Invalid request", f"unknown sector {sector!r}")
 
 
-async def _overview_rows(
+async def _overview(
     request: Request, principal: Principal, division: str | None, sector: str | None,
     park: str | None,
-) -> list[dict[str, Any]]:  # fmt: skip
+) -> overview.Overview:  # fmt: skip
     _check_sector(sector)
     scope = principal.scope(None)
     if scope == []:
-        return []
+        return overview.Overview([], {})
     filters = overview.Filters(scope, division, sector, park)
     presence: PresenceFigures = request.app.state.presence
     counts = await presence.current()
     async with request.app.state.pool.acquire() as conn:
-        return await overview.rows(conn, filters, counts)
+        return await overview.fetch(conn, filters, counts)
 
 
 @router.get("/overview", response_model=OverviewPage)
@@ -75,18 +75,17 @@ async def get_overview(
     """Every enterprise in your jurisdiction, riskiest first: colour now, standing grade,
     active alerts by level, online and connection rates; totals over all of them per
     division (`by`) and per sector. `format=csv|xlsx` downloads every row."""
-    items = await _overview_rows(request, principal, division, sector, park)
+    found = await _overview(request, principal, division, sector, park)
     as_of = request.app.state.presence.as_of
     if format == "csv":
-        return _download(export.to_csv(items), "text/csv; charset=utf-8", "overview.csv")
+        return _download(export.to_csv(found.items()), "text/csv; charset=utf-8", "overview.csv")
     if format == "xlsx":
         media = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-        return _download(export.to_xlsx(items), media, "overview.xlsx")
+        return _download(export.to_xlsx(found.items()), media, "overview.xlsx")
     start = int(cursor or 0)
-    page = items[start : start + limit]
-    more = start + limit < len(items)
+    more = start + limit < len(found)
     return OverviewPage(
-        items=page, totals=overview.totals(items, by),
+        items=found.items(start, start + limit), totals=found.totals(by),
         next_cursor=str(start + limit) if more else None,
         as_of=as_of.isoformat() if as_of else None,
     )  # fmt: skip
@@ -109,7 +108,7 @@ async def get_map(
     """GeoJSON (RFC 7946, WGS-84) points of the enterprises in your jurisdiction that have a
     location, with the overview's properties. Division boundaries are not included: no
     well-kept package ships them for offline use (see README)."""
-    items = await _overview_rows(request, principal, division, sector, park)
+    items = (await _overview(request, principal, division, sector, park)).items()
     return FeatureCollection(
         features=[
             {

@@ -134,9 +134,11 @@ async def get_alarm_statistics(
     by: DivisionLevel = "county",
     division: DivisionCode = None,
     sector: str | None = None,
+    enterprise: Annotated[str | None, Query(pattern=IDENTIFIER.pattern)] = None,
 ) -> dict[str, Any]:
     """Alarms raised in [since, until) (default: the last 30 days), grouped by period (China
-    Standard Time), division (at level `by`), sector, peak level and health."""
+    Standard Time), division (at level `by`), sector, peak level and health; `enterprise`
+    narrows them to one enterprise (its own report)."""
     _check_sector(sector)
     until = until or store.now()
     since = since or until - timedelta(days=30)
@@ -146,7 +148,7 @@ async def get_alarm_statistics(
         )
     if since >= until:
         raise Problem(422, "Invalid request", "since must be before until")
-    scope = principal.scope(None)
+    scope = principal.scope(enterprise)
     groups: list[dict[str, Any]] = []
     if scope != []:
         async with pool.acquire() as conn:

@@ -113,7 +113,7 @@ async def _create_extension(conn: Conn) -> Capability:
 
 async def layout(conn: Conn) -> Layout:
     kind = await conn.fetchval(
-        "SELECT relkind FROM pg_class WHERE oid = to_regclass('readings')"
+        "SELECT relkind::text FROM pg_class WHERE oid = to_regclass('readings')"
     )  # fmt: skip
     if kind is None:
         return Layout.NONE
@@ -228,7 +228,7 @@ async def _aggregates(conn: Conn, cap: Capability) -> bool:
     history: they are kept, as converting them would lose what raw retention dropped)."""
     kinds = {
         name: await conn.fetchval(
-            "SELECT relkind FROM pg_class WHERE oid = to_regclass($1)", name
+            "SELECT relkind::text FROM pg_class WHERE oid = to_regclass($1)", name
         )
         for name in AGGREGATES
     }  # fmt: skip

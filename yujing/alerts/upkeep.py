@@ -115,7 +115,7 @@ class Upkeep:
         done: dict[str, list[str]] = {"created": [], "dropped": []}
         async with self.pool.acquire() as conn:
             kind = await conn.fetchval(
-                "SELECT relkind FROM pg_class WHERE oid = 'readings'::regclass"
+                "SELECT relkind::text FROM pg_class WHERE oid = 'readings'::regclass"
             )
             if kind == "p":
                 done["created"] = await ensure_partitions(conn, now, self.retention_raw)

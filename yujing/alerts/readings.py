@@ -64,19 +64,22 @@ def copy_payload(
     return b"".join(parts)
 
 
-# Rows are COPYed into a per-connection staging table, then merged: a reading already stored
-# (same series and event time: a re-read after an offset reset, a replay) is skipped, and
-# only the readings really inserted feed the aggregate tables, so re-reads never count twice.
+# The usual batch holds only new readings: it is COPYed straight into `readings` (or, where
+# the sink keeps the aggregates, into a staging table inserted and aggregated in one
+# statement), and the unique (series, ts) index refuses it whole if any reading is already
+# stored. Then, and only then, it is merged: a reading already stored (a re-read after an
+# offset reset, a replay) is skipped, and only readings really inserted feed the aggregates.
 _STAGE = (
     "CREATE TEMP TABLE IF NOT EXISTS readings_stage (ts timestamptz NOT NULL,"
     " series integer NOT NULL, value double precision, quality smallint NOT NULL)"
     " ON COMMIT DELETE ROWS"
 )
+_COLUMNS = ["ts", "series", "value", "quality"]
 _INSERT = (
     "INSERT INTO readings (ts, series, value, quality)"
-    " SELECT ts, series, value, quality FROM readings_stage ORDER BY series, ts"
-    " ON CONFLICT (series, ts) DO NOTHING RETURNING ts, series, value, quality"
+    " SELECT ts, series, value, quality FROM readings_stage"
 )
+_MERGE = f"{_INSERT} ON CONFLICT (series, ts) DO NOTHING RETURNING ts, series, value, quality"
 _AGGREGATE = (
     "{name} AS (INSERT INTO {name} AS a (series, bucket, min, max, sum, count, last, last_ts)"
     " SELECT series, date_bin(interval '{width}', ts, 'epoch'::timestamptz) AS b, min(value),"
@@ -87,13 +90,19 @@ _AGGREGATE = (
     " count = a.count + EXCLUDED.count, last = CASE WHEN EXCLUDED.last_ts > a.last_ts"
     " THEN EXCLUDED.last ELSE a.last END, last_ts = greatest(a.last_ts, EXCLUDED.last_ts))"
 )
-MERGE_PLAIN = f"WITH ins AS ({_INSERT}) SELECT count(*) FROM ins"
-MERGE_WITH_AGGREGATES = (
-    f"WITH ins AS ({_INSERT}), ok AS (SELECT * FROM ins WHERE quality = 0 AND value IS NOT NULL),"
-    + _AGGREGATE.format(name="readings_1m", width="1 minute") + ", "
+_AGGREGATES = (
+    _AGGREGATE.format(name="readings_1m", width="1 minute") + ", "
     + _AGGREGATE.format(name="readings_1h", width="1 hour")
-    + " SELECT count(*) FROM ins"
 )  # fmt: skip
+_OK = "ok AS (SELECT * FROM {src} WHERE quality = 0 AND value IS NOT NULL)"
+MERGE_PLAIN = f"WITH ins AS ({_MERGE}) SELECT count(*) FROM ins"
+MERGE_WITH_AGGREGATES = (
+    f"WITH ins AS ({_MERGE}), {_OK.format(src='ins')}, {_AGGREGATES} SELECT count(*) FROM ins"
+)
+# All new: insert and aggregate straight from the staging table (no ON CONFLICT, no RETURNING).
+INSERT_WITH_AGGREGATES = (
+    f"WITH ins AS ({_INSERT}), {_OK.format(src='readings_stage')}, {_AGGREGATES} SELECT 1"
+)
 
 
 @dataclass
@@ -107,13 +116,14 @@ class Written:
 
 class ReadingWriter:
     """Writes reading batches: resolves (enterprise, device, point) to series ids through
-    a cache, then one binary COPY and one merge per batch; rows the database refuses are
-    found by splitting the batch and reported, the others stored."""
+    a cache, then one binary COPY per batch (and a merge when some readings were already
+    stored); rows the database refuses are found by splitting the batch and reported, the
+    others stored."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
         self._series: dict[tuple[str, str, str], int] = {}
-        self._merge_sql: str | None = None
+        self._aggregates: bool | None = None  # whether the sink keeps readings_1m/1h
         self.rows_written = 0
 
     async def write(self, batch: ReadingBatch) -> Written:
@@ -121,12 +131,12 @@ class ReadingWriter:
             return Written()
         async with self._pool.acquire() as conn:
             series = await self._series_of(conn, batch)
-            merge = self._merge_sql
-            if merge is None:
-                sink_aggregates = await conn.fetchval(
-                    "SELECT relkind = 'r' FROM pg_class WHERE oid = to_regclass('readings_1m')"
+            if self._aggregates is None:
+                self._aggregates = bool(
+                    await conn.fetchval(
+                        "SELECT relkind = 'r' FROM pg_class WHERE oid = to_regclass('readings_1m')"
+                    )
                 )
-                merge = self._merge_sql = MERGE_WITH_AGGREGATES if sink_aggregates else MERGE_PLAIN
             out = Written()
 
             async def attempt(lo: int, hi: int) -> None:
@@ -134,17 +144,40 @@ class ReadingWriter:
                     batch.ts[lo:hi], series[lo:hi], batch.value[lo:hi], batch.quality[lo:hi]
                 )
                 async with conn.transaction():
-                    await conn.execute(_STAGE)
-                    await conn.copy_to_table(
-                        "readings_stage", source=io.BytesIO(payload),
-                        columns=["ts", "series", "value", "quality"], format="binary",
-                    )  # fmt: skip
-                    out.stored += await conn.fetchval(merge)
+                    out.stored += await self._store(conn, payload, hi - lo)
 
             out.refused = await split_refused(len(batch), attempt)
         out.duplicates = len(batch) - out.stored - len(out.refused)
         self.rows_written += out.stored
         return out
+
+    async def _store(self, conn: Conn, payload: bytes, n: int) -> int:
+        """Stores one COPY payload of `n` readings inside the caller's transaction; returns
+        how many were new."""
+        try:
+            async with conn.transaction():  # a savepoint: a duplicate undoes only this try
+                if self._aggregates:
+                    await self._stage(conn, payload)
+                    await conn.execute(INSERT_WITH_AGGREGATES)
+                else:
+                    await conn.copy_to_table(
+                        "readings", source=io.BytesIO(payload), columns=_COLUMNS, format="binary"
+                    )
+            return n
+        except asyncpg.UniqueViolationError:
+            pass
+        await self._stage(conn, payload)
+        stored: int = await conn.fetchval(
+            MERGE_WITH_AGGREGATES if self._aggregates else MERGE_PLAIN
+        )
+        return stored
+
+    @staticmethod
+    async def _stage(conn: Conn, payload: bytes) -> None:
+        await conn.execute(_STAGE)
+        await conn.copy_to_table(
+            "readings_stage", source=io.BytesIO(payload), columns=_COLUMNS, format="binary"
+        )
 
     async def _series_of(self, conn: Conn, batch: ReadingBatch) -> npt.NDArray[np.int32]:
         pairs = np.unique(batch.device.astype(np.int64) << 32 | batch.point.astype(np.int64))

@@ -1,7 +1,8 @@
 """Readings write speed, side by side on one server: the old plain binary COPY into the
-partitioned table (no idempotent key) against today's COPY into a staging table merged with
-`INSERT … ON CONFLICT DO NOTHING` on the unique (series, ts) index, with and without the
-1-minute/1-hour aggregate tables the sink keeps on plain PostgreSQL, and a re-read.
+partitioned table (no idempotent key) against today's writer (COPY refused whole by the
+unique (series, ts) index when a reading is already stored, then merged with
+`INSERT … ON CONFLICT DO NOTHING`), without and with the 1-minute/1-hour aggregate tables
+the sink keeps on plain PostgreSQL, and a re-read of batches already stored.
 
     .venv/bin/python bench/readings_copy.py [--series 1000] [--batch 10000] [--batches 50]
 
@@ -112,7 +113,7 @@ async def run_variant(server: str, name: str, data: list[ReadingBatch]) -> float
         started = time.perf_counter()
         if name == "before: COPY, no unique key":
             await old_copy(pool, data)
-        elif name.startswith("after: staged merge, no aggregates"):
+        elif name.startswith("after: COPY, unique key"):
             await staged(pool, data, aggregates=False)
         else:
             await staged(pool, data, aggregates=True)
@@ -129,8 +130,8 @@ async def run_variant(server: str, name: str, data: list[ReadingBatch]) -> float
 
 VARIANTS = (
     "before: COPY, no unique key",
-    "after: staged merge, no aggregates (TimescaleDB)",
-    "after: staged merge + 1m/1h aggregates (plain)",
+    "after: COPY, unique key (aggregates elsewhere)",
+    "after: COPY + sink aggregates 1m/1h (plain PG)",
     "re-read (all duplicates)",
 )
 

@@ -80,28 +80,38 @@ _INSERT = (
     " SELECT ts, series, value, quality FROM readings_stage"
 )
 _MERGE = f"{_INSERT} ON CONFLICT (series, ts) DO NOTHING RETURNING ts, series, value, quality"
-_AGGREGATE = (
-    "{name} AS (INSERT INTO {name} AS a (series, bucket, min, max, sum, count, last, last_ts)"
-    " SELECT series, date_bin(interval '{width}', ts, 'epoch'::timestamptz) AS b, min(value),"
-    " max(value), sum(value), count(*), (array_agg(value ORDER BY ts DESC))[1], max(ts)"
-    " FROM ok GROUP BY series, b ORDER BY series, b"
+# Per-minute deltas of the new readings, folded into both tables: a bucket's min, max, sum
+# and count combine, and its `last` is the value of the latest event time seen.
+_MINUTES = (
+    "m AS (SELECT series, date_bin(interval '1 minute', ts, 'epoch'::timestamptz) AS b,"
+    " min(value) AS min, max(value) AS max, sum(value) AS sum, count(*) AS count,"
+    " (array_agg(value ORDER BY ts DESC))[1] AS last, max(ts) AS last_ts"
+    " FROM {src} WHERE quality = 0 AND value IS NOT NULL GROUP BY 1, 2)"
+)
+_UPSERT = (
     " ON CONFLICT (series, bucket) DO UPDATE SET min = least(a.min, EXCLUDED.min),"
     " max = greatest(a.max, EXCLUDED.max), sum = a.sum + EXCLUDED.sum,"
     " count = a.count + EXCLUDED.count, last = CASE WHEN EXCLUDED.last_ts > a.last_ts"
-    " THEN EXCLUDED.last ELSE a.last END, last_ts = greatest(a.last_ts, EXCLUDED.last_ts))"
+    " THEN EXCLUDED.last ELSE a.last END, last_ts = greatest(a.last_ts, EXCLUDED.last_ts)"
 )
+_INTO = "INSERT INTO {name} AS a (series, bucket, min, max, sum, count, last, last_ts)"
 _AGGREGATES = (
-    _AGGREGATE.format(name="readings_1m", width="1 minute") + ", "
-    + _AGGREGATE.format(name="readings_1h", width="1 hour")
+    "{minutes}, readings_1m AS (" + _INTO.format(name="readings_1m")
+    + " SELECT * FROM m ORDER BY series, b" + _UPSERT + "), readings_1h AS ("
+    + _INTO.format(name="readings_1h")
+    + " SELECT series, date_bin(interval '1 hour', b, 'epoch'::timestamptz) AS h, min(min),"
+    " max(max), sum(sum), sum(count), (array_agg(last ORDER BY last_ts DESC))[1],"
+    " max(last_ts) FROM m GROUP BY 1, 2 ORDER BY 1, 2" + _UPSERT + ")"
 )  # fmt: skip
-_OK = "ok AS (SELECT * FROM {src} WHERE quality = 0 AND value IS NOT NULL)"
 MERGE_PLAIN = f"WITH ins AS ({_MERGE}) SELECT count(*) FROM ins"
 MERGE_WITH_AGGREGATES = (
-    f"WITH ins AS ({_MERGE}), {_OK.format(src='ins')}, {_AGGREGATES} SELECT count(*) FROM ins"
+    f"WITH ins AS ({_MERGE}), {_AGGREGATES.format(minutes=_MINUTES.format(src='ins'))}"
+    " SELECT count(*) FROM ins"
 )
 # All new: insert and aggregate straight from the staging table (no ON CONFLICT, no RETURNING).
 INSERT_WITH_AGGREGATES = (
-    f"WITH ins AS ({_INSERT}), {_OK.format(src='readings_stage')}, {_AGGREGATES} SELECT 1"
+    f"WITH ins AS ({_INSERT}), {_AGGREGATES.format(minutes=_MINUTES.format(src='readings_stage'))}"
+    " SELECT 1"
 )
 
 

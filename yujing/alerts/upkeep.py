@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from yujing.db import Conn
+from yujing.db import MIGRATION_LOCK, Conn
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,9 @@ class Upkeep:
     async def once(self) -> dict[str, list[str]]:
         now = self.clock()
         done: dict[str, list[str]] = {"created": [], "dropped": []}
-        async with self.pool.acquire() as conn:
+        async with self.pool.acquire() as conn, conn.transaction():
+            # One pass at a time across processes, and never beside a migration.
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
             kind = await conn.fetchval(
                 "SELECT relkind::text FROM pg_class WHERE oid = 'readings'::regclass"
             )

@@ -140,7 +140,7 @@ async def test_sink_dead_letters_the_rows_the_database_refuses(pool: asyncpg.Poo
         (Topics.READINGS, "internal", "gd-1"),
         (Topics.STATUS, "internal", "gd-2"),
     ]
-    assert all(d["detail"].startswith("refused by the database: ") for d in dead)
+    assert all(d["detail"].startswith("not storable: ") for d in dead)
     assert b'"ts":-300000000000000' in dead[1]["payload"]
     assert "out of range" in dead[1]["detail"]
 

@@ -17,12 +17,15 @@ def refused_by_row(exc: BaseException) -> bool:
     """True when `exc` is about the data written, not about the database being reachable."""
     if isinstance(exc, asyncpg.PostgresError):
         return str(exc.sqlstate or "")[:2] in _ROW_CLASSES
-    # asyncpg's client-side encoding error (e.g. an int beyond int32 for an integer column)
-    return isinstance(exc, asyncpg.InterfaceError) and isinstance(exc, ValueError)
+    # asyncpg's client-side encoding error (e.g. an int beyond int32 for an integer column,
+    # a subclass of ValueError), or a value Python cannot turn into a column's type.
+    if isinstance(exc, asyncpg.InterfaceError):
+        return isinstance(exc, ValueError)
+    return isinstance(exc, ValueError | OverflowError)
 
 
 def describe(exc: BaseException) -> str:
-    return f"refused by the database: {type(exc).__name__}: {exc}"[:1000]
+    return f"not storable: {type(exc).__name__}: {exc}"[:1000]
 
 
 async def split_refused(

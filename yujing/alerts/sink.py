@@ -21,6 +21,7 @@ from yujing.alerts.upkeep import Upkeep
 from yujing.config import Settings
 from yujing.ingest import batch as b
 from yujing.ingest.bus import Bus, Record, Topics
+from yujing.registry.store import mark_seen
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -33,6 +34,9 @@ REFUSED = Counter(
 DUPLICATES = Counter(
     "yj_sink_duplicate_readings_total", "Readings already stored (a re-read), not stored again"
 )
+
+
+_MAX_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
 
 
 def _dt(ms: int) -> datetime:
@@ -75,21 +79,27 @@ class Sink:
         for r in records:
             by_topic.setdefault(r.topic, []).append(r)
         readings = self._decode(by_topic.get(Topics.READINGS, []), b.ReadingBatch.from_bytes)
-        if readings:
-            await self._write_readings(b.ReadingBatch.concat(readings))
+        batch = b.ReadingBatch.concat(readings) if readings else None
+        if batch is not None:
+            batch = await self._write_readings(batch)
         events = self._decode(by_topic.get(Topics.EVENTS, []), b.EVENT_DECODER.decode)
         statuses = self._decode(by_topic.get(Topics.STATUS, []), b.STATUS_DECODER.decode)
         dead = self._decode(by_topic.get(Topics.DEADLETTER, []), b.DEADLETTER_DECODER.decode)
-        await self._rows("events", _EVENTS, events, Topics.EVENTS, lambda e: (
+        events = await self._rows("events", _EVENTS, events, Topics.EVENTS, lambda e: (
             _dt(e.ts), e.device.enterprise, e.device.device, e.device.site, e.type, e.count,
             e.seq, e.attrs))  # fmt: skip
-        await self._rows("device_status", _STATUS, statuses, Topics.STATUS, lambda s: (
+        statuses = await self._rows("device_status", _STATUS, statuses, Topics.STATUS, lambda s: (
             s.device.enterprise, s.device.device, _dt(s.ts), s.state, s.detail))  # fmt: skip
         await self._rows("deadletters", _DEAD, dead, Topics.DEADLETTER, lambda d: (
             _dt(d.received_ms), d.topic, d.reason, d.detail, d.enterprise, d.device,
             d.payload))  # fmt: skip
+        # Presence from what was stored (a refused row says nothing about its device).
+        seen, arrived = presence(batch, events, statuses)
+        async with self._pool.acquire() as conn, conn.transaction():
+            await mark_seen(conn, seen, arrived)
 
-    async def _write_readings(self, batch: b.ReadingBatch) -> None:
+    async def _write_readings(self, batch: b.ReadingBatch) -> b.ReadingBatch:
+        """Stores the batch; returns the readings that were not refused."""
         done = await self._readings.write(batch)
         STORED.labels("readings").inc(done.stored)
         DUPLICATES.inc(done.duplicates)
@@ -105,14 +115,23 @@ class Sink:
                              msgspec.json.encode(row), info.enterprise, info.device)
             )  # fmt: skip
         await self._refused("readings", letters)
+        if not done.refused:
+            return batch
+        keep = np.ones(len(batch), bool)
+        keep[[i for i, _ in done.refused]] = False
+        return b.ReadingBatch(
+            batch.devices, batch.points, batch.device[keep], batch.point[keep], batch.ts[keep],
+            batch.value[keep], batch.quality[keep], batch.received_ms, batch.device_uid,
+            batch.device_rev,
+        )  # fmt: skip
 
     async def _rows(
         self, table: str, sql: str, items: list[T], topic: str, row: Callable[[T], tuple[Any, ...]]
-    ) -> None:
+    ) -> list[T]:
         """Stores `items`; a row the database refuses is found by splitting and dead-lettered
-        (reason `internal`, the error in `detail`), the others stored."""
+        (reason `internal`, the error in `detail`), the others stored and returned."""
         if not items:
-            return
+            return items
         async with self._pool.acquire() as conn:
 
             async def attempt(lo: int, hi: int) -> None:
@@ -134,6 +153,8 @@ class Sink:
                 topic, 0, "internal", describe(exc), msgspec.json.encode(item),
                 _text(device.enterprise), _text(device.device)))  # fmt: skip
         await self._refused(table, letters)
+        gone = {i for i, _ in refused}
+        return [x for i, x in enumerate(items) if i not in gone]
 
     async def _refused(self, table: str, letters: list[b.DeadLetter]) -> None:
         if not letters:
@@ -158,6 +179,32 @@ class Sink:
                 BAD.labels(r.topic).inc()
                 log.error("undecodable %s record at %s/%s: %s", r.topic, r.partition, r.offset, exc)
         return out
+
+
+def presence(
+    batch: b.ReadingBatch | None, events: list[b.Event], statuses: list[b.Status]
+) -> tuple[list[tuple[str, str, datetime]], datetime]:
+    """Which devices reported, with the event time of their newest message, and when the
+    batch arrived (ingest's clock): the register's online figures come from this."""
+    newest: dict[tuple[str, str], int] = {}
+    arrived = 0
+    if batch is not None and len(batch):
+        last = np.full(len(batch.devices), -1, np.int64)
+        np.maximum.at(last, batch.device, batch.ts)
+        for d in np.flatnonzero(last >= 0).tolist():
+            info = batch.devices[d]
+            key = (info.enterprise, info.device)
+            newest[key] = max(newest.get(key, -1), int(last[d]))
+        arrived = batch.received_ms
+    said: list[tuple[b.DeviceInfo, int]] = [(e.device, e.ts) for e in events]
+    said.extend((s.device, s.ts) for s in statuses if s.state == "online")
+    for info, ts in said:  # no arrival time on these: their event time stands in
+        key = (info.enterprise, info.device)
+        newest[key] = max(newest.get(key, -1), ts)
+        arrived = max(arrived, ts)
+    # Clamped to what a Python datetime holds: PostgreSQL stores years beyond 9999.
+    seen = [(e, d, _dt(min(ts, _MAX_MS))) for (e, d), ts in newest.items()]
+    return seen, _dt(min(max(arrived, 0), _MAX_MS))
 
 
 async def run_sink(settings: Settings, bus: Bus, pool: asyncpg.Pool, stop: asyncio.Event) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import asyncpg
+import httpx
 import numpy as np
 import pytest
 
@@ -15,6 +16,7 @@ from yujing.alerts.sink import Sink
 from yujing.alerts.storage import Capability, Layout, StorageRefused, plan
 from yujing.alerts.testkit import Clock
 from yujing.alerts.upkeep import Upkeep
+from yujing.api.auth import Role, create_token
 from yujing.config import Settings
 from yujing.ingest import batch as b
 from yujing.ingest.batch import DeviceInfo, ReadingBatch
@@ -186,3 +188,40 @@ async def test_storage_timescaledb_refused_when_absent(database_url: str) -> Non
             await db.migrate(pool, Settings(storage="timescaledb"))
     finally:
         await pool.close()
+
+
+async def test_readings_endpoint_reads_the_aggregates_after_raw_retention(
+    client: httpx.AsyncClient, pool: asyncpg.Pool
+) -> None:
+    viewer = {"Authorization": f"Bearer {await create_token(pool, 'v', Role.VIEWER, ['*'])}"}
+    async with pool.acquire() as conn:
+        await conn.execute(
+            "INSERT INTO devices (enterprise, device, kind, site)"
+            " VALUES ('ent1', 'gd-1', 'gas_detector', 'face-3')"
+        )
+    # two hours of readings every 30 s, rising 0.01 per reading
+    ts = [T0 + i * 30_000 for i in range(240)]
+    await ReadingWriter(pool).write(readings(ts, [round(0.01 * i, 2) for i in range(240)]))
+    path = "/api/v1/devices/ent1/gd-1/readings"
+    ask = {"point": "ch4", "since": "2025-11-23T00:00:00Z", "until": "2025-11-23T02:00:00Z"}
+    async with pool.acquire() as conn:  # raw retention passes; the aggregates stay
+        await conn.execute("DELETE FROM readings")
+    hours = (await client.get(path, params={**ask, "bucket": "1h"}, headers=viewer)).json()
+    assert hours["source"] == "readings_1h"
+    got = [(h["ts"], round(h["avg"], 6), h["min"], h["max"], h["count"], h["last"])
+           for h in hours["items"]]  # fmt: skip
+    assert got == [
+        ("2025-11-23T00:00:00+00:00", 0.595, 0.0, 1.19, 120, 1.19),
+        ("2025-11-23T01:00:00+00:00", 1.795, 1.2, 2.39, 120, 2.39),
+    ]
+    minutes = (await client.get(path, params={**ask, "bucket": "2m"}, headers=viewer)).json()
+    assert minutes["source"] == "readings_1m"
+    start = datetime.fromtimestamp(T0 / 1000, UTC)
+    assert [(m["ts"], round(m["avg"], 6), m["min"], m["max"], m["count"], m["last"])
+            for m in minutes["items"]] == [
+        ((start + timedelta(minutes=2 * k)).isoformat(), round(0.04 * k + 0.015, 6),
+         round(0.04 * k, 2), round(0.04 * k + 0.03, 2), 4, round(0.04 * k + 0.03, 2))
+        for k in range(60)
+    ]  # fmt: skip
+    seconds = (await client.get(path, params={**ask, "bucket": "30s"}, headers=viewer)).json()
+    assert (seconds["source"], seconds["items"]) == ("readings", [])  # only raw answers 30s

@@ -225,3 +225,32 @@ async def test_readings_endpoint_reads_the_aggregates_after_raw_retention(
     ]  # fmt: skip
     seconds = (await client.get(path, params={**ask, "bucket": "30s"}, headers=viewer)).json()
     assert (seconds["source"], seconds["items"]) == ("readings", [])  # only raw answers 30s
+
+
+async def test_an_unpartitioned_readings_table_is_converted_whole(pool: asyncpg.Pool) -> None:
+    """A database whose readings table is neither partitioned nor a hypertable (made by hand,
+    or left by an old layout) is converted at start, duplicates dropped, nothing lost."""
+    async with pool.acquire() as conn:
+        if await _timescale(conn):
+            pytest.skip("this server has TimescaleDB: the conversion goes to a hypertable")
+        await conn.execute("DROP TABLE readings CASCADE")
+        await conn.execute(
+            "CREATE TABLE readings (ts timestamptz NOT NULL, series integer NOT NULL,"
+            " value double precision, quality smallint NOT NULL)"
+        )
+        await conn.execute("CREATE INDEX readings_series_ts ON readings (series, ts)")
+        await conn.execute(
+            "INSERT INTO readings SELECT to_timestamp(1763856000 + i * 15), 1, i, 0"
+            " FROM generate_series(0, 99) i"
+        )
+        await conn.execute("INSERT INTO readings SELECT * FROM readings WHERE value < 10")
+    found = await db.migrate(pool)
+    assert found["storage"].startswith("PostgreSQL monthly partitions")
+    async with pool.acquire() as conn:
+        assert (
+            await conn.fetchval("SELECT relkind::text FROM pg_class WHERE relname = 'readings'")
+            == "p"
+        )
+        assert await conn.fetchval("SELECT count(*) FROM readings") == 100
+        assert await conn.fetchval("SELECT sum(value) FROM readings") == sum(range(100))
+        assert await conn.fetchval("SELECT to_regclass('readings_converting')") is None

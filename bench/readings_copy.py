@@ -4,10 +4,12 @@ unique (series, ts) index when a reading is already stored, then merged with
 `INSERT … ON CONFLICT DO NOTHING`), without and with the 1-minute/1-hour aggregate tables
 the sink keeps on plain PostgreSQL, and a re-read of batches already stored.
 
-    .venv/bin/python bench/readings_copy.py [--series 1000] [--batch 10000] [--batches 50]
+    .venv/bin/python bench/readings_copy.py [--series 1000] [--batch 10000] [--batches 20]
+                                            [--repeat 3]
 
 The server is `YJ_DATABASE_URL` (else `YJ_TEST_DATABASE_URL`, else the embedded wheel); each
-variant gets a fresh database. One asyncio client, so the figure is per sink process.
+variant gets a fresh database; variants run interleaved `--repeat` times and the median is
+shown. One asyncio client, so the figure is per sink process.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import argparse
 import asyncio
 import io
 import os
+import statistics
 import sys
 import time
 import uuid
@@ -146,9 +149,13 @@ async def main(args: argparse.Namespace) -> None:
         print("command:   .venv/bin/python bench/readings_copy.py " + " ".join(sys.argv[1:]))
         print(f"server:    PostgreSQL {version}; {args.batches} batches of {args.batch:,}"
               f" readings over {args.series:,} series")  # fmt: skip
-        for name in VARIANTS:
-            rate = await run_variant(server, name, data)
-            print(f"{name:<50} {rate:>12,.0f} readings/s")
+        rates: dict[str, list[float]] = {name: [] for name in VARIANTS}
+        for _ in range(args.repeat):  # interleaved, so a busy moment hits every variant
+            for name in VARIANTS:
+                rates[name].append(await run_variant(server, name, data))
+        for name, got in rates.items():
+            runs = " ".join(f"{r:,.0f}" for r in got)
+            print(f"{name:<48} median {statistics.median(got):>8,.0f} readings/s  ({runs})")
 
 
 class _given:
@@ -166,5 +173,6 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--series", type=int, default=1000)
     ap.add_argument("--batch", type=int, default=10_000)
-    ap.add_argument("--batches", type=int, default=50)
+    ap.add_argument("--batches", type=int, default=20)
+    ap.add_argument("--repeat", type=int, default=3)
     asyncio.run(main(ap.parse_args()))

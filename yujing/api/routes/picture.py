@@ -6,13 +6,15 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query, Response
-from pydantic import BaseModel
+from fastapi import APIRouter, Path, Query, Request, Response
+from pydantic import BaseModel, Field
 
+from yujing.api.auth import Principal
 from yujing.api.deps import Pool, Store, Viewer
 from yujing.api.problems import Problem
 from yujing.names import IDENTIFIER
 from yujing.picture import events, export, overview
+from yujing.picture.presence import PresenceFigures
 from yujing.picture.statistics import DivisionLevel, Period, alarm_statistics
 from yujing.registry.sectors import SECTORS
 
@@ -25,7 +27,7 @@ class OverviewPage(BaseModel):
     items: list[dict[str, Any]]
     totals: dict[str, Any]
     next_cursor: str | None
-    as_of: str
+    as_of: str | None = Field(description="when the online counts were taken")
 
 
 class FeatureCollection(BaseModel):
@@ -44,7 +46,7 @@ def _check_sector(sector: str | None) -> None:
 
 
 async def _overview_rows(
-    pool: Any, principal: Any, now: datetime, division: str | None, sector: str | None,
+    request: Request, principal: Principal, division: str | None, sector: str | None,
     park: str | None,
 ) -> list[dict[str, Any]]:  # fmt: skip
     _check_sector(sector)
@@ -52,15 +54,16 @@ async def _overview_rows(
     if scope == []:
         return []
     filters = overview.Filters(scope, division, sector, park)
-    async with pool.acquire() as conn:
-        return await overview.rows(conn, filters, now)
+    presence: PresenceFigures = request.app.state.presence
+    counts = await presence.current()
+    async with request.app.state.pool.acquire() as conn:
+        return await overview.rows(conn, filters, counts)
 
 
 @router.get("/overview", response_model=OverviewPage)
 async def get_overview(
+    request: Request,
     principal: Viewer,
-    pool: Pool,
-    store: Store,
     division: DivisionCode = None,
     sector: str | None = None,
     park: Annotated[str | None, Query(pattern=IDENTIFIER.pattern)] = None,
@@ -72,8 +75,8 @@ async def get_overview(
     """Every enterprise in your jurisdiction, riskiest first: colour now, standing grade,
     active alerts by level, online and connection rates; totals over all of them per
     division (`by`) and per sector. `format=csv|xlsx` downloads every row."""
-    now = store.now()
-    items = await _overview_rows(pool, principal, now, division, sector, park)
+    items = await _overview_rows(request, principal, division, sector, park)
+    as_of = request.app.state.presence.as_of
     if format == "csv":
         return _download(export.to_csv(items), "text/csv; charset=utf-8", "overview.csv")
     if format == "xlsx":
@@ -84,7 +87,8 @@ async def get_overview(
     more = start + limit < len(items)
     return OverviewPage(
         items=page, totals=overview.totals(items, by),
-        next_cursor=str(start + limit) if more else None, as_of=now.isoformat(),
+        next_cursor=str(start + limit) if more else None,
+        as_of=as_of.isoformat() if as_of else None,
     )  # fmt: skip
 
 
@@ -96,9 +100,8 @@ def _download(body: bytes, media: str, name: str) -> Response:
 
 @router.get("/map", response_model=FeatureCollection)
 async def get_map(
+    request: Request,
     principal: Viewer,
-    pool: Pool,
-    store: Store,
     division: DivisionCode = None,
     sector: str | None = None,
     park: Annotated[str | None, Query(pattern=IDENTIFIER.pattern)] = None,
@@ -106,7 +109,7 @@ async def get_map(
     """GeoJSON (RFC 7946, WGS-84) points of the enterprises in your jurisdiction that have a
     location, with the overview's properties. Division boundaries are not included: no
     well-kept package ships them for offline use (see README)."""
-    items = await _overview_rows(pool, principal, store.now(), division, sector, park)
+    items = await _overview_rows(request, principal, division, sector, park)
     return FeatureCollection(
         features=[
             {

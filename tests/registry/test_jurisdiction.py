@@ -79,7 +79,7 @@ ROUTES = (
     "/api/v1/map", "/api/v1/events", "/api/v1/alerts", "/api/v1/alerts/{own_alert}",
     "/api/v1/alerts/cap", "/api/v1/alerts/{own_alert}/cap", "/api/v1/devices",
     "/api/v1/devices/{own}/gd-1", "/api/v1/sites/{own}/area-1", "/api/v1/deadletters",
-    "/api/v1/maintenance", "/api/v1/statistics/online",
+    "/api/v1/maintenance", "/api/v1/statistics/online", "/api/v1/alerts/stats",
     "/api/v1/devices/{own}/gd-1/readings?point=ch4&since=2025-11-23T07:00:00Z",
 )  # fmt: skip
 

@@ -13,10 +13,19 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from yujing.ingest.batch import Q_OK, DeviceInfo, Event, ReadingBatch
+from yujing.ingest.batch import Q_OK, DeviceInfo, Event, ReadingBatch, Status
+from yujing.rules.calibration import Calibrations
 from yujing.rules.emit import RuleEntry
 from yujing.rules.health import Health
-from yujing.rules.model import CompositeRule, EventRule, RateRule, Rule, ThresholdRule, site_states
+from yujing.rules.model import (
+    CalibrationRule,
+    CompositeRule,
+    EventRule,
+    RateRule,
+    Rule,
+    ThresholdRule,
+    site_states,
+)
 from yujing.rules.rate import Rates
 from yujing.rules.series import Runs, Series
 from yujing.rules.signals import Composites, EventCounts
@@ -35,6 +44,7 @@ class Engine:
         self.rates = Rates()
         self.events = EventCounts()
         self.composites = Composites()
+        self.calibrations = Calibrations()
         self.entries: dict[str, RuleEntry] = {}
         self._next_index = 0
         self.site_state: dict[tuple[str, str], str] = {}
@@ -50,7 +60,7 @@ class Engine:
         their slots; a rule with a new version keeps each series' current level (so an
         open alert is neither orphaned nor raised again) and restarts its timers."""
         wanted = {r.id: (r, v) for r, v in rules if r.enabled}
-        carried: dict[str, dict[int, int]] = {}
+        carried: dict[str, dict[Any, int]] = {}
         for rid, entry in list(self.entries.items()):
             keep = wanted.get(rid)
             if keep is not None and keep[1] == entry.version and keep[0] == entry.rule:
@@ -67,7 +77,9 @@ class Engine:
         self.thresholds.slots.compact()
         self.health.compact()
 
-    def _unbind(self, entry: RuleEntry) -> dict[int, int]:
+    def _unbind(self, entry: RuleEntry) -> dict[Any, int]:
+        if isinstance(entry.rule, CalibrationRule):
+            return self.calibrations.unbind(entry)
         if isinstance(entry.rule, EventRule):
             return self.events.unbind(entry)
         if isinstance(entry.rule, CompositeRule):
@@ -86,6 +98,10 @@ class Engine:
 
     def _bind_rule(self, entry: RuleEntry, carried: dict[int, int]) -> None:
         rule = entry.rule
+        if isinstance(rule, CalibrationRule):
+            self.calibrations.bind(entry)
+            self.calibrations.carry(carried)  # type: ignore[arg-type]
+            return
         if isinstance(rule, EventRule):
             self.events.bind(entry, carried)
             return
@@ -143,7 +159,9 @@ class Engine:
         by_rule: dict[str, list[int]] = {}
         decided: dict[tuple[str, str, tuple[tuple[str, str], ...]], list[str]] = {}
         series_rules = [
-            e for e in self.entries.values() if not isinstance(e.rule, EventRule | CompositeRule)
+            e
+            for e in self.entries.values()
+            if not isinstance(e.rule, EventRule | CompositeRule | CalibrationRule)
         ]
         for sid in sids:
             info, point = self.series.info(sid)
@@ -194,6 +212,8 @@ class Engine:
         """Series id of each reading, binding rules to series seen for the first time.
         A loop over the batch's device table: the one per-device cost of a batch."""
         sid32, new, changed = self.series.lookup(batch, partition)
+        if new or changed:
+            self.calibrations.touch()
         if changed:
             self._rebind_devices(changed)
         if new:
@@ -233,6 +253,18 @@ class Engine:
             out.extend((i, t) for t in self.events.on_event(ev, gate))
         return self._finish(out)
 
+    def on_status(self, statuses: Sequence[Status]) -> list[Transition]:
+        """Transitions caused by devices' own status messages (`yj.status`), in their order:
+        see `Health.on_status`. A device the engine has no series of yet is not judged."""
+        out: list[tuple[int, Transition]] = []
+        for i, st in enumerate(statuses):
+            dev = self.series.device_index.get((st.device.enterprise, st.device.device))
+            if dev is None:
+                continue
+            sids = list(self.series.of_device(dev))
+            out.extend((i, t) for t in self.health.on_status(sids, st.state, st.ts, self.series))
+        return self._finish(out)
+
     def on_tick(self, now_ms: int, partitions: Collection[int] | None = None) -> list[Transition]:
         """The clock: silence and fault durations, window expiry. `partitions`: the input
         partitions this engine owns now (None: all), so that an engine does not declare
@@ -242,6 +274,7 @@ class Engine:
         out.extend((0, t) for t in self.events.on_tick(now_ms, partitions))
         result = self._finish(out)
         result.extend(self.composites.on_tick(now_ms))
+        result.extend(self.calibrations.on_tick(now_ms, self.series, partitions))
         return result
 
     def _site_of(self, info: DeviceInfo) -> str:

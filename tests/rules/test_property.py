@@ -109,6 +109,11 @@ def rule_sets(draw: st.DrawFn) -> list[Rule]:
         rules.append({"id": "grp", "kind": "composite", "group_by": "site", "of_level": "yellow",
                       "count": 2,
                       "level": "orange", "window_s": 5})  # fmt: skip
+    if draw(st.booleans()):
+        # a group of groups: distinct locations of one sector with a point at blue or above
+        rules.append({"id": "grp2", "kind": "composite", "group_by": "sector",
+                      "distinct": "location", "of_level": "blue", "count": 2, "level": "red",
+                      "window_s": draw(st.sampled_from([1, 5]))})  # fmt: skip
     return [parse_rule(r) for r in rules]
 
 

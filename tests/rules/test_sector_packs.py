@@ -31,8 +31,8 @@ def test_tag_offsets_compare_counts_above_a_permitted_number() -> None:
 
 
 def test_workshop_over_its_rated_people_and_mass() -> None:
-    ws = DeviceInfo("e1", "ws-1", "workshop_monitor", "plant",
-                    {"max_people": "4", "max_kg": "100"}, {"people": "", "explosive_kg": "kg"})  # fmt: skip
+    ratings = {"max_people": "4", "max_kg": "100"}
+    ws = DeviceInfo("e1", "ws-1", "workshop_monitor", "plant", ratings, {"explosive_kg": "kg"})
     engine = pack("fireworks-people", "fireworks-explosive")
     assert engine.on_batch(series(ws, "people", [3, 4], t0=T0)) == []  # at the rating is fine
     assert steps(engine.on_batch(series(ws, "people", [5], t0=T0 + 5_000))) == [
@@ -62,8 +62,7 @@ def test_four_blue_items_make_the_dam_yellow() -> None:
     warn = {"warn_blue": "10", "warn_yellow": "20", "warn_orange": "30", "warn_red": "40"}
     items = ["displacement", "pond_level", "rainfall", "displacement"]
     devices = [
-        DeviceInfo("e1", f"tm-{i}", "tailings_monitor", "dam", {"dam": "d", "item": it, **warn},
-                   {it: ""})  # fmt: skip
+        DeviceInfo("e1", f"tm-{i}", "tailings_monitor", "dam", {"dam": "d", "item": it, **warn})
         for i, it in enumerate(items)
     ]
     engine = pack("tailings-displacement", "tailings-pond-level", "tailings-rainfall",
@@ -106,8 +105,8 @@ def test_wet_collector_and_casting_design_values() -> None:
     wet = DeviceInfo("e1", "dc-w", "dust_collector", "ws",
                      {"collector": "wet", "water_level_min": "0.8", "flow_min": "20"},
                      {"water_level": "m", "flow": "m³/h"})  # fmt: skip
-    cast = DeviceInfo("e1", "cm-1", "casting_monitor", "cast",
-                      {"cw_pressure_min": "0.2", "cw_flow_min": "100"}, {"cw_pressure": "MPa"})  # fmt: skip
+    design = {"cw_pressure_min": "0.2", "cw_flow_min": "100"}
+    cast = DeviceInfo("e1", "cm-1", "casting_monitor", "cast", design, {"cw_pressure": "MPa"})
     engine = pack("dust-wet-water-level", "casting-cw-pressure", "casting-emergency-drain")
     got = engine.on_batch(series(wet, "water_level", [1.0, 0.79], t0=T0))
     assert steps(got) == [("dust-wet-water-level", 0, 3)]

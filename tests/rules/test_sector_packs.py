@@ -10,6 +10,7 @@ from yujing.ingest.batch import DeviceInfo, Event
 from yujing.rules.engine import Engine
 from yujing.rules.model import parse_rule, resolve_bound
 from yujing.rules.packs import default_rules
+from yujing.rules.reference import Reference
 from yujing.rules.testing import batch, series
 
 T0 = 1_763_856_000_000
@@ -114,3 +115,36 @@ def test_wet_collector_and_casting_design_values() -> None:
     assert steps(got) == [("casting-cw-pressure", 0, 2), ("casting-cw-pressure", 2, 3)]
     got = engine.on_events([Event(cast, T0 + 5_000, "emergency_drain")])
     assert steps(got) == [("casting-emergency-drain", 0, 4)]
+
+
+# 2025-11-24 (Monday) 21:59 in Beijing, in UTC epoch ms
+MON_2159 = 1_763_992_740_000
+
+
+def test_power_above_its_night_baseline_only_off_hours() -> None:
+    meter = DeviceInfo("e1", "pm-1", "power_meter", "plant", {"night_kw": "300"},
+                       {"p_active": "kW"})  # fmt: skip
+    rules = [(r, 1) for r in default_rules() if r.id == "off-hours-power"]
+    engine, ref = Engine(rules), Reference(rules)
+    for e in (engine, ref):
+        e.on_tick(MON_2159)
+        assert e.on_batch(series(meter, "p_active", [900.0], t0=MON_2159)) == []  # daytime
+        assert e.on_tick(MON_2159 + 60_000) == []  # 22:00: the rule applies from now on
+        got = e.on_batch(series(meter, "p_active", [900.0] * 32, t0=MON_2159 + 60_000,
+                                step_ms=60_000))  # fmt: skip
+        assert steps(got) == [("off-hours-power", 0, 2), ("off-hours-power", 2, 3)]
+        assert got[1].ts - got[0].ts == 1_800_000
+
+
+def test_a_sudden_jump_in_power_use() -> None:
+    meter = DeviceInfo("e1", "pm-1", "power_meter", "plant", {"jump_kw": "500"},
+                       {"p_active": "kW"})  # fmt: skip
+    plain = DeviceInfo("e1", "pm-2", "power_meter", "plant", {}, {"p_active": "kW"})
+    rules = [(r, 1) for r in default_rules() if r.id == "power-jump"]
+    for e in (Engine(rules), Reference(rules)):
+        steady = e.on_batch(series(meter, "p_active", [800.0, 820.0, 810.0], t0=T0, step_ms=60_000))
+        assert steady == []
+        got = e.on_batch(series(meter, "p_active", [1500.0], t0=T0 + 180_000))
+        assert steps(got) == [("power-jump", 0, 2)]
+        assert got[0].unit == "kW/min"
+        assert e.on_batch(series(plain, "p_active", [0.0, 5000.0], t0=T0, step_ms=60_000)) == []

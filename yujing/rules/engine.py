@@ -51,6 +51,10 @@ class Engine:
         self.by_kind_point: dict[tuple[str, str], set[int]] = {}
         self.late_readings = 0
         self.readings = 0
+        # The engine's clock (last tick): rules with `off_hours` apply only when it is off
+        # hours; their gate changes on the tick, like a site state change.
+        self.clock_ms: int | None = None
+        self._off_hours: dict[str, bool] = {}
         self.set_rules(rules)
 
     # ---- rules -------------------------------------------------------------------------
@@ -148,10 +152,35 @@ class Engine:
         return rule.select.matches(info.kind, point, info.tags)
 
     def _gate(self, rule: Rule, info: DeviceInfo) -> bool:
+        if not self._calendar(rule):
+            return False
         states = site_states(getattr(rule, "site_state", None))
         if states is None:
             return True
         return self.site_state.get((info.enterprise, info.site), DEFAULT_SITE_STATE) in states
+
+    def _calendar(self, rule: Rule) -> bool:
+        hours = getattr(rule, "off_hours", None)
+        return hours is None or (self.clock_ms is not None and hours.active(self.clock_ms))
+
+    def _tick_calendar(self, now_ms: int) -> None:
+        """Open or close the gates of `off_hours` rules whose state changed at this tick."""
+        self.clock_ms = now_ms
+        slots = self.thresholds.slots
+        for entry in self.thresholds.entries.values():
+            rule = entry.rule
+            if not isinstance(rule, ThresholdRule) or rule.off_hours is None:
+                continue
+            now = self._calendar(rule)
+            if self._off_hours.get(rule.id) == now:
+                continue
+            self._off_hours[rule.id] = now
+            k = slots.of_rule(entry.index)
+            gates = [
+                self._gate(rule, self.series.devices[int(self.series.device[slots.series[x]])])
+                for x in k.tolist()
+            ]
+            self.thresholds.set_gate(k, np.array(gates, np.bool_))
 
     def _bind_series(self, sids: list[int]) -> None:
         """Bind every rule to new series (or to series of a device whose record changed).
@@ -269,6 +298,7 @@ class Engine:
         """The clock: silence and fault durations, window expiry. `partitions`: the input
         partitions this engine owns now (None: all), so that an engine does not declare
         silent the devices whose partition moved to another engine."""
+        self._tick_calendar(now_ms)
         owned = None if partitions is None else np.fromiter(partitions, np.int32)
         out = [(0, t) for t in self.health.on_tick(now_ms, self.series, owned)]
         out.extend((0, t) for t in self.events.on_tick(now_ms, partitions))

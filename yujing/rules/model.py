@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Mapping
+from datetime import date, datetime, timedelta, timezone
 from typing import Annotated, Any, Literal, TypeAlias
 
 from pydantic import (
@@ -144,6 +145,29 @@ def _ordered(levels: Mapping[Any, float], *, increasing: bool, what: str) -> Non
             raise ValueError(f"{what}: {hi_w} ({hi}) must be {rel} {lo_w} ({lo})")
 
 
+class OffHours(BaseModel):
+    """When a rule applies: at night (local `start_h` to `end_h`), at weekends, and on the
+    listed holidays (the year's 法定节假日 are published each year: add them through the
+    API). Judged on the engine's clock tick."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    start_h: Annotated[int, Field(ge=0, le=23)] = 22
+    end_h: Annotated[int, Field(ge=0, le=23)] = 6
+    weekends: bool = True
+    holidays: list[date] = []
+    utc_offset_h: Annotated[float, Field(ge=-12, le=14)] = 8.0
+
+    def active(self, ms: int) -> bool:
+        local = datetime.fromtimestamp(ms / 1000, timezone(timedelta(hours=self.utc_offset_h)))
+        h = local.hour
+        night = (
+            (h >= self.start_h or h < self.end_h)
+            if self.start_h > self.end_h
+            else (self.start_h <= h < self.end_h)
+        )
+        return night or (self.weekends and local.weekday() >= 5) or local.date() in self.holidays
+
+
 class ThresholdRule(_RuleBase):
     kind: Literal["threshold"] = "threshold"
     levels: dict[LevelWord, Bound]
@@ -153,6 +177,9 @@ class ThresholdRule(_RuleBase):
     deadband: Annotated[float, Field(ge=0)] | None = None
     clear_for_s: Seconds = 0.0
     site_state: str | list[str] | None = None
+    off_hours: OffHours | None = Field(
+        default=None, description="apply only at night, at weekends and on holidays"
+    )
 
     @field_validator("levels", "clear")
     @classmethod
@@ -230,16 +257,25 @@ class RateRule(_RuleBase):
     """Change per minute over `window_s`, compared with `levels` like a threshold."""
 
     kind: Literal["rate"] = "rate"
-    levels: dict[LevelWord, float]
+    levels: dict[LevelWord, Bound]
     direction: Direction = "above"
     window_s: Annotated[float, Field(gt=0, le=86400)]
     for_s: Seconds = 0.0
     clear_for_s: Seconds = 0.0
 
+    @field_validator("levels")
+    @classmethod
+    def _bounds(cls, v: dict[str, Bound]) -> dict[str, Bound]:
+        for b in v.values():
+            _check_bound(b)
+        return v
+
     @model_validator(mode="after")
     def _consistent(self) -> RateRule:
         _levels_map(self.levels, "levels")
-        _ordered(self.levels, increasing=self.direction == "above", what="levels")
+        numeric = {k: float(v) for k, v in self.levels.items() if not isinstance(v, str)}
+        if len(numeric) == len(self.levels):
+            _ordered(numeric, increasing=self.direction == "above", what="levels")
         return self
 
 

@@ -65,6 +65,7 @@ class Reference:
         self.infos: dict[tuple[str, str], DeviceInfo] = {}
         self.site_state: dict[tuple[str, str], str] = {}
         self.late_readings = 0
+        self.clock: int | None = None  # the last tick: off_hours rules follow it
         self.composites = Composites()
         self._series = Series()  # only the device table, for the composites' tag lookups
         for e in self.entries:
@@ -199,6 +200,8 @@ class Reference:
         # the rate is graded exactly like a threshold rule with the same levels
         graded = ThresholdRule(id=rule.id, levels=dict(rule.levels), direction=rule.direction,
                                for_s=rule.for_s, clear_for_s=rule.clear_for_s)  # fmt: skip
+        if self._levels(graded, info) is None:
+            return None  # a tag threshold this device lacks: the rule is not bound to it
         t = self._threshold(e, graded, st, info, point, ts, rate)
         if t is None:
             return None
@@ -226,6 +229,8 @@ class Reference:
         gate = (
             states is None
             or self.site_state.get((info.enterprise, info.site), "operating") in states
+        ) and (
+            rule.off_hours is None or (self.clock is not None and rule.off_hours.active(self.clock))
         )
         target = 0
         if gate:
@@ -306,6 +311,7 @@ class Reference:
         return out
 
     def on_tick(self, now_ms: int) -> list[Transition]:
+        self.clock = now_ms
         out = []
         for e in self.entries:
             if not isinstance(e.rule, AbsentRule):

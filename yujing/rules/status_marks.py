@@ -19,12 +19,13 @@ LONGEST = timedelta(days=30)
 _OPEN = """
 INSERT INTO maintenance_windows (enterprise, site, device, point, starts_at, ends_at, reason,
                                  created_by, created_at)
-SELECT $1, NULL, $2, NULL, $3, $3 + $4::interval, $5, $6, $3
+SELECT $1::text, NULL, $2::text, NULL, $3::timestamptz, $3::timestamptz + $4::interval,
+       $5::text, $6::text, $3::timestamptz
 WHERE NOT EXISTS (SELECT 1 FROM maintenance_windows WHERE enterprise = $1 AND device = $2
                   AND created_by = $6 AND starts_at <= $3 AND ends_at > $3)
 """
 _END = """
-UPDATE maintenance_windows SET ends_at = GREATEST(starts_at + interval '1 ms', $3)
+UPDATE maintenance_windows SET ends_at = GREATEST(starts_at + interval '1 ms', $3::timestamptz)
 WHERE enterprise = $1 AND device = $2 AND created_by = $4 AND starts_at <= $3 AND ends_at > $3
 """
 

@@ -22,7 +22,7 @@ CLOCKS = ("event", "wall")
 # Event time may lead the wall clock by 5 min (ingest): it starts 30 s behind and may gain
 # 300 s, ending at most 270 s ahead.
 AHEAD_S = 300.0
-CLOCKED_KINDS = ("dust_collector", "electronic_seal")
+CLOCKED_KINDS = ("dust_collector", "electronic_seal", "casting_monitor")
 
 
 @dataclass(frozen=True)

@@ -109,6 +109,9 @@ class Timeline:
             self._push(ev.at_ms, 3, "event", ev)
         for fault in self.plan.faults:
             self._push(fault.at_ms, 3, "fault", fault)
+        for st in self.plan.statuses:
+            dev = self._by_key[f"{st.enterprise}/{st.device}"]
+            self._push(st.at_ms, 1, "status", (dev, st.state, st.detail))
 
     # --- handlers, one per heap item kind ---
 

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from importlib import resources
 
 import asyncpg
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.responses import HTMLResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -14,6 +14,7 @@ from yujing import __version__
 from yujing.alerts.store import AlertStore
 from yujing.api import problems
 from yujing.api.problems import problem_response
+from yujing.api.query import known_query
 from yujing.api.routes import (
     alerts,
     asyncapi,
@@ -50,7 +51,8 @@ def create_app(
     problems.install(app)
     for module in (alerts, rules, devices, sites, deadletters, tokens, webhooks, maintenance,
                    asyncapi):  # fmt: skip
-        app.include_router(module.router, prefix="/api/v1")
+        # One mechanism for every route: a query parameter it does not declare is refused.
+        app.include_router(module.router, prefix="/api/v1", dependencies=[Depends(known_query)])
 
     async def database() -> bool:
         async with pool.acquire() as conn:

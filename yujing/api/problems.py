@@ -59,9 +59,13 @@ def install(app: FastAPI) -> None:
             {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
             for e in exc.errors()
         ]
+        # The detail names each problem, so a person reading only `detail` can fix the call.
+        detail = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'][1:] or e['loc'])}: {e['msg']}" for e in errors
+        )
         return problem_response(
-            422, "Invalid request", "the request does not match the schema", request.url.path,
-            errors=errors,
+            422, "Invalid request", detail or "the request does not match the schema",
+            request.url.path, errors=errors,
         )  # fmt: skip
 
     @app.exception_handler(StarletteHTTPException)

@@ -129,7 +129,7 @@ class Engine:
 
     def _matches(self, rule: Rule, sid: int) -> bool:
         info, point = self.series.info(sid)
-        return rule.select.matches(info.kind, point, info.tags)
+        return rule.binds(info.enterprise, info.kind, point, info.tags)
 
     def _gate(self, rule: Rule, info: DeviceInfo) -> bool:
         states = site_states(getattr(rule, "site_state", None))
@@ -141,18 +141,20 @@ class Engine:
         """Bind every rule to new series (or to series of a device whose record changed).
         Series of the same kind, point and tags match the same rules: decided once."""
         by_rule: dict[str, list[int]] = {}
-        decided: dict[tuple[str, str, tuple[tuple[str, str], ...]], list[str]] = {}
+        decided: dict[tuple[str, str, str, tuple[tuple[str, str], ...]], list[str]] = {}
         series_rules = [
             e for e in self.entries.values() if not isinstance(e.rule, EventRule | CompositeRule)
         ]
         for sid in sids:
             info, point = self.series.info(sid)
             self.by_kind_point.setdefault((info.kind, point), set()).add(sid)
-            shape = (info.kind, point, tuple(sorted(info.tags.items())))
+            shape = (info.enterprise, info.kind, point, tuple(sorted(info.tags.items())))
             rids = decided.get(shape)
             if rids is None:
                 rids = decided[shape] = [
-                    e.id for e in series_rules if e.rule.select.matches(info.kind, point, info.tags)
+                    e.id
+                    for e in series_rules
+                    if e.rule.binds(info.enterprise, info.kind, point, info.tags)
                 ]
             for rid in rids:
                 by_rule.setdefault(rid, []).append(sid)

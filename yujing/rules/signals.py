@@ -63,7 +63,9 @@ class EventCounts:
             rule = entry.rule
             assert isinstance(rule, EventRule)
             info = ev.device
-            if rule.event_type != ev.type or not rule.select.matches(info.kind, None, info.tags):
+            if rule.event_type != ev.type or not rule.binds(
+                info.enterprise, info.kind, None, info.tags
+            ):
                 continue
             rule = entry.for_device(info.device)
             states = site_states(rule.site_state)
@@ -171,7 +173,7 @@ class Composites:
         assert isinstance(rule, CompositeRule)
         if rule.rules and t.rule_id not in rule.rules:
             return None
-        if not rule.select.matches(info.kind, t.point, info.tags):
+        if not rule.binds(info.enterprise, info.kind, t.point, info.tags):
             return None
         parts = [info.site if g == "site" else info.tags.get(g) for g in rule.group_by]
         if any(p is None for p in parts):

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import base64
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
 from yujing.api.deps import Pool, Viewer
 from yujing.api.problems import Problem
+from yujing.api.query import Instant
 from yujing.ingest.payloads import Reason
 
 router = APIRouter(prefix="/deadletters", tags=["deadletters"])
@@ -20,7 +20,7 @@ async def list_deadletters(
     principal: Viewer,
     pool: Pool,
     reason: str | None = None,
-    since: datetime | None = None,
+    since: Annotated[Instant | None, Query(description="received at or after")] = None,
     enterprise: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: str | None = None,

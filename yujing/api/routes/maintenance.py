@@ -3,15 +3,15 @@ maintenance; its alerts are recorded, marked `suppressed`, and not pushed to peo
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime, BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from yujing.alerts import maintenance
 from yujing.api.deps import Operator, Pool, Store, Viewer
 from yujing.api.problems import Problem
+from yujing.api.query import Instant
 from yujing.names import IDENTIFIER
 
 router = APIRouter(prefix="/maintenance", tags=["maintenance"])
@@ -24,8 +24,8 @@ class WindowCreate(BaseModel):
     site: Name | None = None
     device: Name | None = None
     point: Name | None = None
-    starts_at: AwareDatetime | None = Field(default=None, description="default: now")
-    ends_at: AwareDatetime
+    starts_at: Instant | None = Field(default=None, description="default: now")
+    ends_at: Instant
     reason: str = Field(min_length=1, max_length=2000)
 
     @model_validator(mode="after")
@@ -57,7 +57,7 @@ async def list_windows(
     principal: Viewer,
     pool: Pool,
     enterprise: str | None = None,
-    active_at: Annotated[datetime | None, Query(description="only windows covering it")] = None,
+    active_at: Annotated[Instant | None, Query(description="only windows covering it")] = None,
 ) -> dict[str, Any]:
     scope = principal.scope(enterprise)
     windows = [] if scope == [] else await maintenance.find(pool, scope, active_at)

@@ -237,3 +237,41 @@ async def test_stats_never_average_a_negative_close_time(
     figures = (await client.get("/api/v1/alerts/stats", params=period, headers=admin)).json()
     assert figures["time_to_close_s"]["n"] == 0 and figures["time_to_close_s"]["mean"] is None
     assert figures["time_to_close_s"]["clock_skewed"] == 1
+
+
+async def test_readyz_checks_every_dependency(
+    pool: asyncpg.Pool, mqtt_broker: tuple[str, int], kafka_bootstrap: str
+) -> None:
+    import socket
+
+    from yujing.api.app import create_app
+    from yujing.api.readiness import dependency_checks
+    from yujing.api.stream import ChangeHub
+    from yujing.config import Settings
+    from yujing.ingest.bus import MemoryBus
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    store = AlertStore(pool, now)
+    cases = [
+        (dependency_checks(kafka_bootstrap, mqtt_broker), 200, {}),
+        (dependency_checks("", ("127.0.0.1", closed)), 503, {"mqtt": False}),
+        (dependency_checks(f"127.0.0.1:{closed}", None), 503, {"bus": False}),
+    ]
+    for checks, status, failing in cases:
+        app = create_app(Settings(), pool, MemoryBus(), store, ChangeHub(pool, store), checks)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+            r = await c.get("/readyz")
+        assert r.status_code == status, r.text
+        assert set(r.json()["checks"]) == {"database", *checks}
+        assert {k: v for k, v in r.json()["checks"].items() if not v} == failing
+
+
+async def test_docs_are_served_from_the_package(client: httpx.AsyncClient) -> None:
+    page = (await client.get("/docs")).text
+    assert "cdn" not in page.lower()
+    for asset in ("swagger-ui-bundle.js", "swagger-ui.css"):
+        src = next(part.split('"')[0] for part in page.split('"/') if asset in part.split('"')[0])
+        assert (await client.get("/" + src)).status_code == 200

@@ -271,6 +271,22 @@ class Engine:
         ]
         self.thresholds.set_gate(k, np.array(gates, np.bool_))
 
+    def device_removed(self, enterprise: str, device: str) -> None:
+        """The registry deleted a device: no rule watches its series any more (a device
+        that is gone raises no offline alert); a later batch of it binds them again."""
+        dev = self.series.device_index.get((enterprise, device))
+        if dev is None:
+            return
+        sids = list(self.series.of_device(dev))
+        if sids:
+            arr = np.array(sids, np.intp)
+            self.thresholds.slots.remove(self.thresholds.slots.of_series(arr))
+            self.health.remove_series(arr)
+            self.rates.remove_series(arr)
+            for kp in self.by_kind_point.values():
+                kp.difference_update(sids)
+        self.series.forget((enterprise, device))
+
     def device_changed(self, enterprise: str, device: str) -> None:
         """The registry changed a device record; its next batch rebinds its series."""
         self.series.mark_changed((enterprise, device))

@@ -60,6 +60,22 @@ class YujingApi:
         await asyncio.gather(*(one(d) for d in items))
         return len(items)
 
+    async def unregister(
+        self, devices: Iterable[DeviceRegistration], *, concurrency: int = 16
+    ) -> int:
+        """DELETE every device's record (one already gone counts as deleted); how many."""
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(d: DeviceRegistration) -> None:
+            async with gate:
+                r = await self.client.delete(f"/devices/{d.enterprise}/{d.device}")
+                if r.status_code != 404:
+                    await self._check(r)
+
+        items = list(devices)
+        await asyncio.gather(*(one(d) for d in items))
+        return len(items)
+
     async def set_site_states(self, sites: Iterable[Site]) -> None:
         for s in sites:
             await self._check(

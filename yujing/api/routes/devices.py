@@ -7,7 +7,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, Field, field_validator
 
 from yujing.api.deps import Admin, BusDep, Pool, Viewer
@@ -197,6 +197,28 @@ async def put_device(
         [(f"device:{enterprise}/{device}".encode(), json.dumps(public.model_dump()).encode())],
     )
     return DeviceSaved(**public.model_dump(), rules=bound, warnings=warnings)
+
+
+@router.delete("/{enterprise}/{device}", status_code=204)
+async def delete_device(
+    enterprise: Ident, device: Ident, principal: Admin, pool: Pool, bus: BusDep
+) -> Response:
+    """Remove a device from the registry: ingest dead-letters it from now on
+    (`unknown_device`) and no rule watches it (no offline alert). Its stored readings and
+    alerts stay."""
+    if not principal.can_see(enterprise):
+        raise Problem(404, "Not found", f"no device {enterprise}/{device}")
+    gone = await pool.fetchval(
+        "DELETE FROM devices WHERE enterprise = $1 AND device = $2 RETURNING device",
+        enterprise, device,
+    )  # fmt: skip
+    if gone is None:
+        raise Problem(404, "Not found", f"no device {enterprise}/{device}")
+    record = {"enterprise": enterprise, "device": device, "deleted": True}
+    await bus.publish(
+        Topics.REGISTRY, [(f"device:{enterprise}/{device}".encode(), json.dumps(record).encode())]
+    )
+    return Response(status_code=204)
 
 
 _BUCKET = re.compile(r"^(\d{1,4})(s|m|h|d)$")

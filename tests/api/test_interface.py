@@ -275,3 +275,28 @@ async def test_docs_are_served_from_the_package(client: httpx.AsyncClient) -> No
     for asset in ("swagger-ui-bundle.js", "swagger-ui.css"):
         src = next(part.split('"')[0] for part in page.split('"/') if asset in part.split('"')[0])
         assert (await client.get("/" + src)).status_code == 200
+
+
+def _typed(schema: dict[str, object]) -> bool:
+    if "$ref" in schema:
+        return True
+    if schema.get("type") == "array":
+        return _typed(schema.get("items", {}))  # type: ignore[arg-type]
+    if "anyOf" in schema:
+        return all(_typed(s) for s in schema["anyOf"])  # type: ignore[attr-defined]
+    return bool(schema.get("properties"))
+
+
+async def test_every_json_response_in_the_openapi_document_is_typed(
+    client: httpx.AsyncClient,
+) -> None:
+    doc = (await client.get("/openapi.json")).json()
+    untyped = []
+    for path, operations in doc["paths"].items():
+        for method, op in operations.items():
+            assert op.get("summary") and op.get("responses"), (method, path)
+            for code, response in op["responses"].items():
+                schema = response.get("content", {}).get("application/json", {}).get("schema")
+                if code.startswith("2") and schema is not None and not _typed(schema):
+                    untyped.append(f"{method.upper()} {path} {code}")
+    assert untyped == []

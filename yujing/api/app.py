@@ -27,6 +27,7 @@ from yujing.api.routes import (
     tokens,
     webhooks,
 )
+from yujing.api.schemas import Health, Readiness
 from yujing.api.stream import ChangeHub
 from yujing.config import Settings
 from yujing.ingest.bus import Bus
@@ -62,12 +63,18 @@ def create_app(
 
     all_checks: dict[str, Check] = {"database": database, **(checks or {})}
 
-    @app.get("/healthz", tags=["health"])
+    @app.get("/healthz", tags=["health"], response_model=Health)
     async def healthz() -> dict[str, str]:
+        """The process answers (liveness)."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"], response_model=None)
+    @app.get(
+        "/readyz", tags=["health"], response_model=Readiness,
+        responses={503: {"description": "a dependency is not reachable (problem+json)"}},
+    )  # fmt: skip
     async def readyz() -> dict[str, object] | Response:
+        """Every server this process uses answers: the database, the bus and, where ingest
+        or the alerts stage run, the MQTT broker."""
         results: dict[str, bool] = {}
         for name, check in all_checks.items():
             try:
@@ -79,7 +86,10 @@ def create_app(
         failing = ", ".join(n for n, ok in results.items() if not ok)
         return problem_response(503, "Unavailable", f"not reachable: {failing}", checks=results)
 
-    @app.get("/metrics", tags=["health"])
+    @app.get(
+        "/metrics", tags=["health"], response_class=Response,
+        responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus"}},
+    )  # fmt: skip
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 

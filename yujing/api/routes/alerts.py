@@ -17,6 +17,7 @@ from yujing.api.auth import Principal
 from yujing.api.deps import Operator, Pool, SettingsDep, Store, Viewer
 from yujing.api.problems import Problem
 from yujing.api.query import Instant, check_range
+from yujing.api.schemas import AlarmStats, AlertDetail, AlertPage, AlertPublic
 from yujing.levels import Level
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
@@ -37,11 +38,6 @@ class CloseBody(BaseModel):
         if not text.strip():
             raise ValueError("the disposal says what was done; it cannot be only spaces")
         return text
-
-
-class AlertPage(BaseModel):
-    items: list[dict[str, Any]]
-    next_cursor: str | None
 
 
 def _level(word: str, name: str) -> Level:
@@ -103,11 +99,17 @@ async def list_alerts(
     alerts = [] if query.enterprises == [] else await store.find(query)
     more = len(alerts) == limit
     return AlertPage(
-        items=[a.public() for a in alerts], next_cursor=str(alerts[-1].seq) if more else None
+        items=[AlertPublic.model_validate(a.public()) for a in alerts],
+        next_cursor=str(alerts[-1].seq) if more else None,
     )
 
 
-@router.get("/stream")
+@router.get(
+    "/stream",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}},
+                     "description": "Server-Sent Events: one `change` per alert transition"}},
+)  # fmt: skip
 async def stream(
     request: Request,
     principal: Viewer,
@@ -142,7 +144,7 @@ async def stream(
     )
 
 
-@router.get("/stats")
+@router.get("/stats", response_model=AlarmStats)
 async def alarm_stats(
     principal: Viewer,
     pool: Pool,
@@ -194,7 +196,7 @@ async def _visible(store: Store, principal: Principal, alert_id: str) -> Any:
     return alert, history
 
 
-@router.get("/{alert_id}")
+@router.get("/{alert_id}", response_model=AlertDetail)
 async def get_alert(alert_id: str, principal: Viewer, store: Store, pool: Pool) -> dict[str, Any]:
     alert, history = await _visible(store, principal, alert_id)
     return {
@@ -222,7 +224,7 @@ async def alert_cap(
     return Response(body, media_type=cap.MEDIA_TYPE)
 
 
-@router.post("/{alert_id}/ack")
+@router.post("/{alert_id}/ack", response_model=AlertPublic)
 async def acknowledge(
     alert_id: str,
     principal: Operator,
@@ -239,7 +241,7 @@ async def acknowledge(
     return change.alert
 
 
-@router.post("/{alert_id}/close")
+@router.post("/{alert_id}/close", response_model=AlertPublic)
 async def close(
     alert_id: str, body: CloseBody, principal: Operator, store: Store
 ) -> dict[str, Any]:

@@ -10,12 +10,13 @@ from fastapi import APIRouter, Query
 from yujing.api.deps import Pool, Viewer
 from yujing.api.problems import Problem
 from yujing.api.query import Instant
+from yujing.api.schemas import DeadLetterPage
 from yujing.ingest.payloads import Reason
 
 router = APIRouter(prefix="/deadletters", tags=["deadletters"])
 
 
-@router.get("")
+@router.get("", response_model=DeadLetterPage)
 async def list_deadletters(
     principal: Viewer,
     pool: Pool,

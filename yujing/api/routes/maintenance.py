@@ -12,6 +12,7 @@ from yujing.alerts import maintenance
 from yujing.api.deps import Operator, Pool, Store, Viewer
 from yujing.api.problems import Problem
 from yujing.api.query import Instant
+from yujing.api.schemas import MaintenancePage, MaintenanceWindowPublic
 from yujing.names import IDENTIFIER
 
 router = APIRouter(prefix="/maintenance", tags=["maintenance"])
@@ -35,7 +36,7 @@ class WindowCreate(BaseModel):
         return self
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, response_model=MaintenanceWindowPublic)
 async def declare(
     body: WindowCreate, principal: Operator, pool: Pool, store: Store
 ) -> dict[str, Any]:
@@ -52,7 +53,7 @@ async def declare(
     return window.public()
 
 
-@router.get("")
+@router.get("", response_model=MaintenancePage)
 async def list_windows(
     principal: Viewer,
     pool: Pool,
@@ -64,7 +65,7 @@ async def list_windows(
     return {"items": [w.public() for w in windows]}
 
 
-@router.post("/{window_id}/end")
+@router.post("/{window_id}/end", response_model=MaintenanceWindowPublic)
 async def end_window(
     window_id: int, principal: Operator, pool: Pool, store: Store
 ) -> dict[str, Any]:

@@ -21,7 +21,9 @@ from yujing.api.routes import (
     asyncapi,
     deadletters,
     devices,
+    enterprises,
     maintenance,
+    picture,
     rules,
     sites,
     tokens,
@@ -52,8 +54,8 @@ def create_app(
     app.state.settings, app.state.pool, app.state.bus = settings, pool, bus
     app.state.store, app.state.hub = store, hub
     problems.install(app)
-    for module in (alerts, rules, devices, sites, deadletters, tokens, webhooks, maintenance,
-                   asyncapi):  # fmt: skip
+    for module in (alerts, rules, devices, enterprises, sites, deadletters, tokens, webhooks,
+                   maintenance, picture, asyncapi):  # fmt: skip
         # One mechanism for every route: a query parameter it does not declare is refused.
         app.include_router(module.router, prefix="/api/v1", dependencies=[Depends(known_query)])
 

@@ -196,3 +196,23 @@ class Health(BaseModel):
 class Readiness(BaseModel):
     status: Literal["ready"]
     checks: dict[str, bool] = Field(description="each dependency: reachable now?")
+
+
+class AlarmStatistics(BaseModel):
+    """Alarms raised in [since, until), grouped by period, division, sector, level."""
+
+    model_config = Open
+    since: Timestamp
+    until: Timestamp
+    period: str
+    by: str = Field(description="the division level of the groups")
+    groups: list[dict[str, Any]]
+
+
+class HeadCount(BaseModel):
+    """People in each site, from the seals' person_in / person_out counts since `since`."""
+
+    model_config = Open
+    enterprise: str
+    since: Timestamp
+    sites: list[dict[str, Any]]

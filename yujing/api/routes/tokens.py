@@ -15,6 +15,9 @@ from yujing.api.auth import Principal, Role, create_token, digest
 from yujing.api.deps import Admin, Pool
 from yujing.api.problems import Problem
 from yujing.names import IDENTIFIER
+from yujing.registry import divisions
+from yujing.registry.scope import Scope
+from yujing.registry.sectors import SECTORS
 
 router = APIRouter(prefix="/tokens", tags=["tokens"])
 
@@ -23,9 +26,17 @@ TokenId = Annotated[str, Path(pattern=f"^[0-9a-f]{{{ID_LEN}}}$", description="a 
 
 
 class TokenCreate(BaseModel):
+    """A scope restricts each dimension given (`["*"]` or absent: unrestricted); an
+    enterprise is in scope when it satisfies all of them (yujing/registry/scope.py)."""
+
     name: str = Field(min_length=1, max_length=100)
     role: Literal["viewer", "operator", "admin"]
     enterprises: list[str] = Field(min_length=1, description='enterprise ids, or ["*"]')
+    divisions: list[str] = Field(
+        default=["*"], min_length=1, description="GB/T 2260 codes; a city covers its counties"
+    )
+    sectors: list[str] = Field(default=["*"], min_length=1, description="sector codes")
+    parks: list[str] = Field(default=["*"], min_length=1, description="chemical park ids")
 
 
 class TokenPublic(BaseModel):
@@ -33,6 +44,9 @@ class TokenPublic(BaseModel):
     name: str
     role: str
     enterprises: list[str]
+    divisions: list[str]
+    sectors: list[str]
+    parks: list[str]
     created_at: datetime
     revoked_at: datetime | None
 
@@ -46,19 +60,20 @@ class TokenPage(BaseModel):
     next_cursor: str | None = None
 
 
+def _scope(row: Any) -> Scope:
+    return Scope.of(row["enterprises"], row["divisions"], row["sectors"], row["parks"])
+
+
 def _public(row: Any) -> TokenPublic:
     return TokenPublic(
         id=row["token_sha256"][:ID_LEN], name=row["name"], role=row["role"],
-        enterprises=list(row["enterprises"]), created_at=row["created_at"],
-        revoked_at=row["revoked_at"],
+        created_at=row["created_at"], revoked_at=row["revoked_at"], **_scope(row).public(),
     )  # fmt: skip
 
 
-def _manages(principal: Principal, enterprises: list[str]) -> bool:
-    """A scoped admin manages only tokens whose every enterprise is in its scope."""
-    if principal.enterprises is None:
-        return True
-    return "*" not in enterprises and set(enterprises) <= principal.enterprises
+def _manages(principal: Principal, row: Any) -> bool:
+    """An admin manages the tokens whose scope lies inside its own."""
+    return _scope(row).within(principal.jurisdiction)
 
 
 @router.post("", status_code=201, response_model=TokenCreated)
@@ -66,9 +81,18 @@ async def create(body: TokenCreate, principal: Admin, pool: Pool) -> TokenCreate
     for ent in body.enterprises:
         if ent != "*" and not IDENTIFIER.fullmatch(ent):
             raise Problem(422, "Invalid request", f"{ent!r} is not an enterprise id")
-        if not principal.can_see(ent) if ent != "*" else principal.enterprises is not None:
-            raise Problem(403, "Forbidden", f"you cannot grant {ent!r}")
-    token = await create_token(pool, body.name, Role[body.role.upper()], body.enterprises)
+    for code in body.divisions:
+        if code != "*" and divisions.get(code) is None:
+            raise Problem(422, "Invalid request", f"{code!r} is not a GB/T 2260 division code")
+    for sector in body.sectors:
+        if sector != "*" and sector not in SECTORS:
+            raise Problem(422, "Invalid request", f"unknown sector {sector!r}")
+    scope = Scope.of(body.enterprises, body.divisions, body.sectors, body.parks)
+    if not scope.within(principal.jurisdiction):
+        raise Problem(403, "Forbidden", "you can grant only a scope inside your own")
+    token = await create_token(
+        pool, body.name, Role[body.role.upper()], body.enterprises, scope=scope
+    )
     row = await pool.fetchrow("SELECT * FROM api_tokens WHERE token_sha256 = $1", digest(token))
     return TokenCreated(**_public(row).model_dump(), token=token)
 
@@ -79,13 +103,12 @@ async def list_tokens(
     pool: Pool,
     revoked: Annotated[bool, Query(description="include revoked tokens")] = False,
 ) -> TokenPage:
+    """The tokens inside your scope, never their secrets."""
     rows = await pool.fetch(
         "SELECT * FROM api_tokens WHERE ($1 OR revoked_at IS NULL) ORDER BY created_at, name",
         revoked,
     )
-    return TokenPage(
-        items=[_public(r) for r in rows if _manages(principal, list(r["enterprises"]))]
-    )
+    return TokenPage(items=[_public(r) for r in rows if _manages(principal, r)])
 
 
 async def _find(conn: asyncpg.pool.PoolConnectionProxy[Any], token_id: str) -> Any:
@@ -99,7 +122,7 @@ async def revoke(token_id: TokenId, principal: Admin, pool: Pool) -> Response:
     """Revoke a token: from now on it gets 401 "unknown or revoked token"."""
     async with pool.acquire() as conn, conn.transaction():
         row = await _find(conn, token_id)
-        if row is None or not _manages(principal, list(row["enterprises"])):
+        if row is None or not _manages(principal, row):
             raise Problem(404, "Not found", f"no token {token_id}")
         if row["revoked_at"] is not None:
             raise Problem(409, "Conflict", f"token {token_id} is already revoked")

@@ -1,4 +1,4 @@
-"""The rule model (CONTRACTS.md, "Rules"): one pydantic class per rule kind, discriminated
+"""The rule model (docs/contracts.md, "Rules"): one pydantic class per rule kind, discriminated
 on `kind`, with validation that refuses rules an engine could not evaluate sensibly.
 
 Thresholds may name a device tag instead of a number (`"idle_kw"`, `"0.2*dp_rated"`): the

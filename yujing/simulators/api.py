@@ -1,4 +1,4 @@
-"""The few calls of yujing's HTTP API the simulators make (CONTRACTS.md, "HTTP API")."""
+"""The few calls of yujing's HTTP API the simulators make (docs/contracts.md, "HTTP API")."""
 
 from __future__ import annotations
 

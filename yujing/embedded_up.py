@@ -76,6 +76,4 @@ async def _run_up(settings: Settings, stop: asyncio.Event, *, simulate: bool) ->
         where = endpoints.write(settings.data_dir, base, mqtt_url)
         print(f"alerts: {base}/api/v1/alerts   API documentation: {base}/docs")
         print(f"endpoints for `yujing simulate`: {where}")
-        if not settings.admin_token:
-            print("lost the admin token? restart with YJ_ADMIN_TOKEN=<a new secret> to set one")
         await run_stages(rt, STAGES, stop, extra)

@@ -142,6 +142,9 @@ async def serve_api(
     if token:
         rt.say(f"admin token (shown once, keep it): {token}")
         rt.say(f"alarm board: http://{s.http_host}:{s.http_port}/#token={token}")
+    elif not s.admin_token:
+        rt.say("admin token: the one printed at first start; lost it? restart with"
+               " YJ_ADMIN_TOKEN=<a secret of your choice> and use that")  # fmt: skip
     store = AlertStore(rt.pool, utcnow)
     hub = ChangeHub(rt.pool, store, s.sse_queue_size)
     mqtt = mqtt_host_port(rt.mqtt_url) if uses_mqtt else None

@@ -347,7 +347,10 @@ async def backtest(
     readings = await _readings(
         pool, body.since, body.until, _readings_scope(principal, proposed, body.enterprise)
     )
+    # An alarm still open is counted to the last reading, not to an `until` in the future.
     end = int(body.until.timestamp() * 1000)
+    if len(readings):
+        end = min(end, int(readings.ts.max()))
     mine = _run(proposed, 0, readings)
     theirs = _run(current.rule, current.version, readings) if current is not None else None
     ours_sum = summarise(mine, end)

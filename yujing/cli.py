@@ -77,11 +77,12 @@ def up(
     PostgreSQL unless YJ_MQTT_URL, YJ_KAFKA_BOOTSTRAP or YJ_DATABASE_URL name real ones."""
     from yujing.embedded_up import run_up
     from yujing.endpoints import DataDirInUse
+    from yujing.runtime import ListenError
 
     settings = _settings()
     try:
         _run(lambda stop: run_up(settings, stop, simulate=simulate))
-    except DataDirInUse as exc:
+    except (DataDirInUse, ListenError) as exc:
         typer.echo(f"yujing up: {exc}", err=True)
         raise typer.Exit(1) from None
 

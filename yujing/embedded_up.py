@@ -74,6 +74,5 @@ async def _run_up(settings: Settings, stop: asyncio.Event, *, simulate: bool) ->
             extra.append(run_demo(host, port, stop))
         base = f"http://{settings.http_host}:{settings.http_port}"
         where = endpoints.write(settings.data_dir, base, mqtt_url)
-        print(f"alerts: {base}/api/v1/alerts   API documentation: {base}/docs")
         print(f"endpoints for `yujing simulate`: {where}")
         await run_stages(rt, STAGES, stop, extra)

@@ -129,9 +129,17 @@ class _Server(uvicorn.Server):
         self.bound = asyncio.Event()
 
     async def startup(self, sockets: list[Any] | None = None) -> None:
-        await super().startup(sockets)
+        try:
+            await super().startup(sockets)
+        except SystemExit:  # uvicorn's answer to a port it cannot bind
+            self.should_exit = True
+            return
         if self.started:
             self.bound.set()
+
+
+class ListenError(RuntimeError):
+    """The API could not listen on its address (the port is taken)."""
 
 
 async def serve_api(
@@ -165,8 +173,11 @@ async def serve_api(
         bound.cancel()
         stop.set()
         await hub_task
-        raise RuntimeError(f"the API could not listen on {s.http_host}:{s.http_port}")
-    rt.say(f"API and alarm board on http://{s.http_host}:{s.http_port}/")
+        raise ListenError(
+            f"the API could not listen on {s.http_host}:{s.http_port} (in use?); set YJ_HTTP_PORT"
+        )
+    base = f"http://{s.http_host}:{s.http_port}"
+    rt.say(f"API and alarm board on {base}/ (alerts: {base}/api/v1/alerts, docs: {base}/docs)")
     await stop.wait()
     server.should_exit = True
     await serving

@@ -300,3 +300,35 @@ async def test_every_json_response_in_the_openapi_document_is_typed(
                 if code.startswith("2") and schema is not None and not _typed(schema):
                     untyped.append(f"{method.upper()} {path} {code}")
     assert untyped == []
+
+
+async def test_the_ready_line_comes_only_once_the_port_is_bound(
+    pool: asyncpg.Pool, database_url: str
+) -> None:
+    import asyncio
+    import socket
+
+    from yujing.config import Settings
+    from yujing.ingest.bus import MemoryBus
+    from yujing.runtime import ListenError, Runtime, serve_api
+
+    said: list[str] = []
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        settings = Settings(http_port=port, admin_token="yj_test_admin_token")
+        rt = Runtime(settings, pool, MemoryBus(), "mqtt://127.0.0.1:1", say=said.append)
+        with pytest.raises(ListenError, match=f"127.0.0.1:{port}"):
+            await asyncio.wait_for(serve_api(rt, asyncio.Event()), 30)
+    assert not any("API and alarm board on" in line for line in said)
+    stop = asyncio.Event()
+    rt = Runtime(settings, pool, MemoryBus(), "mqtt://127.0.0.1:1", say=said.append)
+    serving = asyncio.create_task(serve_api(rt, stop))
+    while not any("API and alarm board on" in line for line in said):
+        assert not serving.done()
+        await asyncio.sleep(0.05)
+    async with httpx.AsyncClient() as c:  # the line came: the port answers at once
+        assert (await c.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200
+    stop.set()
+    await serving

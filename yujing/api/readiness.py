@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit
+
+import aiomqtt
 
 Check = Callable[[], Awaitable[bool]]
 TIMEOUT_S = 2.0
@@ -24,6 +27,21 @@ def reachable(host: str, port: int, timeout_s: float = TIMEOUT_S) -> Check:
         with contextlib.suppress(OSError):
             await writer.wait_closed()
         return True
+
+    return check
+
+
+def mqtt_broker(host: str, port: int, timeout_s: float = TIMEOUT_S) -> Check:
+    """An MQTT CONNECT and DISCONNECT: a bare TCP probe makes brokers log an error."""
+
+    async def check() -> bool:
+        try:
+            async with aiomqtt.Client(
+                host, port, identifier=f"yujing-readyz-{os.getpid()}", timeout=timeout_s
+            ):
+                return True
+        except (aiomqtt.MqttError, OSError, TimeoutError):
+            return False
 
     return check
 
@@ -54,5 +72,5 @@ def dependency_checks(kafka_bootstrap: str, mqtt: tuple[str, int] | None) -> dic
         "bus": any_reachable(kafka_bootstrap) if kafka_bootstrap else in_process
     }
     if mqtt is not None:
-        checks["mqtt"] = reachable(*mqtt)
+        checks["mqtt"] = mqtt_broker(*mqtt)
     return checks

@@ -6,15 +6,16 @@ import asyncio
 import base64
 import contextlib
 import json
+import os
 import secrets
 import signal
-import socket
 import sys
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated
 
+import aiomqtt
 import httpx
 import typer
 
@@ -133,10 +134,15 @@ def _list() -> None:
 def _need_broker(mqtt_url: str) -> None:
     """Stop at once, naming the URL, when nothing listens there (rather than publishing
     into the void for the whole run)."""
+
+    async def connect(host: str, port: int) -> None:
+        async with aiomqtt.Client(host, port, identifier=f"yujing-simulate-probe-{os.getpid()}",
+                                  timeout=3):  # fmt: skip
+            pass
+
     try:
-        host, port = parse_mqtt_url(mqtt_url)
-        socket.create_connection((host, port), timeout=3).close()
-    except (OSError, ValueError) as exc:
+        asyncio.run(connect(*parse_mqtt_url(mqtt_url)))
+    except (aiomqtt.MqttError, OSError, ValueError, TimeoutError) as exc:
         _say(
             f"error: no MQTT broker at {mqtt_url} ({exc}); is `yujing up` running?"
             " Give the broker with --mqtt-url or YJ_MQTT_URL"

@@ -19,8 +19,10 @@ from yujing.api.problems import Problem
 from yujing.api.query import Instant, check_range
 from yujing.api.schemas import AlarmStats, AlertDetail, AlertPage, AlertPublic
 from yujing.levels import Level
+from yujing.registry import divisions
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
+DivisionCode = Annotated[str | None, Query(pattern=r"^[1-9][0-9]{5}$")]
 
 STATES = ("active", "acknowledged", "resolved", "closed")
 
@@ -57,6 +59,8 @@ def _filters(
     enterprise: str | None,
     site: str | None,
     device: str | None,
+    division: str | None = None,
+    sector: str | None = None,
     level: list[str] | None = None,
 ) -> AlertQuery:
     for s in state or ():
@@ -65,7 +69,8 @@ def _filters(
     return AlertQuery(
         states=state or None, min_level=_level(min_level, "min_level") if min_level else Level.BLUE,
         levels=[_level(w, "level") for w in level] if level else None,
-        enterprises=principal.scope(enterprise), site=site, device=device,
+        enterprises=principal.scope(enterprise), site=site, device=device, division=division,
+        sector=sector,
     )  # fmt: skip
 
 
@@ -84,13 +89,17 @@ async def list_alerts(
     enterprise: str | None = None,
     site: str | None = None,
     device: str | None = None,
+    division: DivisionCode = None,
+    sector: str | None = None,
     since: Annotated[Instant | None, Query(description="raised at or after")] = None,
     until: Annotated[Instant | None, Query(description="raised before")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: str | None = None,
 ) -> AlertPage:
+    """`division` (GB/T 2260; a city covers its counties) and `sector` select where the alert
+    was raised, as stored on it."""
     check_range(since, until)
-    query = _filters(principal, state, min_level, enterprise, site, device, level)
+    query = _filters(principal, state, min_level, enterprise, site, device, division, sector, level)
     query.since, query.until, query.limit = since, until, limit
     if cursor:
         if not cursor.isdigit():
@@ -120,9 +129,12 @@ async def stream(
     enterprise: str | None = None,
     site: str | None = None,
     device: str | None = None,
+    division: DivisionCode = None,
+    sector: str | None = None,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:
-    query = _filters(principal, state, min_level, enterprise, site, device, level)
+    query = _filters(principal, state, min_level, enterprise, site, device, division, sector, level)
+    under = None if division is None else divisions.prefix(division)
 
     def accept(change: StoredChange) -> bool:
         a = change.alert
@@ -133,6 +145,8 @@ async def stream(
             and (not query.levels or Level.parse(a["level"]) in query.levels)
             and (site is None or a["site"] == site)
             and (device is None or a["device"] == device)
+            and (under is None or (a.get("division") or "").startswith(under))
+            and (sector is None or a.get("sector") == sector)
         )
 
     last = int(last_event_id) if last_event_id and last_event_id.isdigit() else None

@@ -20,6 +20,7 @@ from yujing.api.routes import (
     alerts,
     asyncapi,
     deadletters,
+    device_batches,
     devices,
     enterprises,
     maintenance,
@@ -56,8 +57,8 @@ def create_app(
     app.state.store, app.state.hub = store, hub
     app.state.presence = PresenceFigures(pool, store.now)
     problems.install(app)
-    for module in (alerts, rules, devices, enterprises, sites, deadletters, tokens, webhooks,
-                   maintenance, picture, asyncapi):  # fmt: skip
+    for module in (alerts, rules, device_batches, devices, enterprises, sites, deadletters,
+                   tokens, webhooks, maintenance, picture, asyncapi):  # fmt: skip
         # One mechanism for every route: a query parameter it does not declare is refused.
         app.include_router(module.router, prefix="/api/v1", dependencies=[Depends(known_query)])
 

@@ -216,3 +216,15 @@ class HeadCount(BaseModel):
     enterprise: str
     since: Timestamp
     sites: list[dict[str, Any]]
+
+
+class OnlineStatistics(BaseModel):
+    """Online rate (在线率) over whole hours: per enterprise, division and sector."""
+
+    model_config = Open
+    since: Timestamp
+    until: Timestamp
+    hours: int
+    items: list[dict[str, Any]]
+    by_division: list[dict[str, Any]]
+    by_sector: list[dict[str, Any]]

@@ -13,11 +13,16 @@ from yujing.api.auth import Principal
 from yujing.api.deps import Pool, Store, Viewer
 from yujing.api.problems import Problem
 from yujing.api.query import Instant
-from yujing.api.schemas import AlarmStatistics, HeadCount
+from yujing.api.schemas import AlarmStatistics, HeadCount, OnlineStatistics
 from yujing.names import IDENTIFIER
 from yujing.picture import events, export, overview
 from yujing.picture.presence import PresenceFigures
-from yujing.picture.statistics import DivisionLevel, Period, alarm_statistics
+from yujing.picture.statistics import (
+    DivisionLevel,
+    Period,
+    alarm_statistics,
+    online_over_period,
+)
 from yujing.registry.sectors import SECTORS
 
 router = APIRouter(tags=["regional picture"])
@@ -136,9 +141,11 @@ async def get_alarm_statistics(
     by: DivisionLevel = "county",
     division: DivisionCode = None,
     sector: str | None = None,
+    enterprise: Annotated[str | None, Query(pattern=IDENTIFIER.pattern)] = None,
 ) -> dict[str, Any]:
     """Alarms raised in [since, until) (default: the last 30 days), grouped by period (China
-    Standard Time), division (at level `by`), sector, peak level and health."""
+    Standard Time), division (at level `by`), sector, peak level and health; `enterprise`
+    narrows them to one enterprise (its own report)."""
     _check_sector(sector)
     until = until or store.now()
     since = since or until - timedelta(days=30)
@@ -148,13 +155,41 @@ async def get_alarm_statistics(
         )
     if since >= until:
         raise Problem(422, "Invalid request", "since must be before until")
-    scope = principal.scope(None)
+    scope = principal.scope(enterprise)
     groups: list[dict[str, Any]] = []
     if scope != []:
         async with pool.acquire() as conn:
             groups = await alarm_statistics(conn, scope, since, until, period, by, division, sector)
     return {"since": since.isoformat(), "until": until.isoformat(), "period": period,
             "by": by, "groups": groups}  # fmt: skip
+
+
+@router.get("/statistics/online", response_model=OnlineStatistics)
+async def get_online_statistics(
+    principal: Viewer,
+    pool: Pool,
+    store: Store,
+    since: Instant | None = None,
+    until: Instant | None = None,
+    by: DivisionLevel = "county",
+) -> dict[str, Any]:
+    """Online rate (在线率) over a period of whole hours (default: the last 24): the share of
+    device-hours with at least one valid reading, per enterprise, division and sector."""
+    until = until or store.now()
+    since = since or until - timedelta(hours=24)
+    if since.tzinfo is None or until.tzinfo is None:
+        raise Problem(
+            422, "Invalid request", "times need a UTC offset, e.g. 2026-12-01T00:00:00+08:00"
+        )
+    if since >= until:
+        raise Problem(422, "Invalid request", "since must be before until")
+    scope = principal.scope(None)
+    if scope == []:
+        return {"since": since.isoformat(), "until": until.isoformat(), "hours": 0,
+                "items": [], "by_division": [], "by_sector": []}  # fmt: skip
+    async with pool.acquire() as conn:
+        figures = await online_over_period(conn, scope, since, until, by)
+    return {"since": since.isoformat(), "until": until.isoformat(), **figures}
 
 
 @router.get("/events", response_model=EventPage)

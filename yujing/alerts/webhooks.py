@@ -42,7 +42,8 @@ class Subscription:
     def public(self) -> dict[str, Any]:
         """Without the secret: it is shown once, when the subscription is created."""
         return {
-            "id": self.id, "url": self.url, "enterprises": self.enterprises,
+            # Read back as written: ["*"] for every enterprise.
+            "id": self.id, "url": self.url, "enterprises": self.enterprises or ["*"],
             "min_level": self.min_level.word, "transitions": self.transitions,
             "escalations": self.escalations, "created_by": self.created_by,
             "created_at": self.created_at.isoformat(),

@@ -1,4 +1,4 @@
-"""Decoding and validation of device messages (CONTRACTS.md, "MQTT").
+"""Decoding and validation of device messages (docs/contracts.md, "MQTT").
 
 Pure functions: bytes and a clock in, an accepted message or a `Rejected` with a reason
 code out. The service does the I/O around them.

@@ -12,6 +12,7 @@ from yujing.alerts.webhooks import Subscription
 from yujing.api.auth import Principal
 from yujing.api.deps import Admin, Pool, Store
 from yujing.api.problems import Problem
+from yujing.api.schemas import DeliveryPage, WebhookCreated, WebhookPage, WebhookPublic
 from yujing.levels import Level
 from yujing.names import is_identifier
 
@@ -51,7 +52,7 @@ async def _owned(pool: Pool, principal: Principal, sub_id: str) -> Subscription:
     return sub
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, response_model=WebhookCreated)
 async def create(body: WebhookCreate, principal: Admin, pool: Pool, store: Store) -> dict[str, Any]:
     enterprises = None if "*" in body.enterprises else sorted(set(body.enterprises))
     if principal.enterprises is not None and (
@@ -66,13 +67,13 @@ async def create(body: WebhookCreate, principal: Admin, pool: Pool, store: Store
     return {**sub.public(), "secret": sub.secret}
 
 
-@router.get("")
+@router.get("", response_model=WebhookPage)
 async def list_subscriptions(principal: Admin, pool: Pool) -> dict[str, Any]:
     subs = await webhooks.subscriptions(pool)
     return {"items": [s.public() for s in subs if _visible(principal, s)]}
 
 
-@router.get("/{sub_id}")
+@router.get("/{sub_id}", response_model=WebhookPublic)
 async def get_subscription(sub_id: str, principal: Admin, pool: Pool) -> dict[str, Any]:
     return (await _owned(pool, principal, sub_id)).public()
 
@@ -84,7 +85,7 @@ async def delete_subscription(sub_id: str, principal: Admin, pool: Pool, store: 
     return Response(status_code=204)
 
 
-@router.get("/{sub_id}/deliveries")
+@router.get("/{sub_id}/deliveries", response_model=DeliveryPage)
 async def list_deliveries(
     sub_id: str,
     principal: Admin,

@@ -30,6 +30,7 @@ from yujing.alerts.store import AlertStore
 from yujing.alerts.webhooks import WebhookFanout
 from yujing.api.app import create_app
 from yujing.api.auth import ensure_admin
+from yujing.api.server import server_config
 from yujing.api.stream import ChangeHub
 from yujing.config import Settings
 from yujing.ingest.bus import Bus, make_bus
@@ -124,9 +125,7 @@ async def serve_api(rt: Runtime, stop: asyncio.Event, *, refresh_stats: bool = F
     store = AlertStore(rt.pool, utcnow)
     hub = ChangeHub(rt.pool, store, s.sse_queue_size)
     app = create_app(s, rt.pool, rt.bus, store, hub)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host=s.http_host, port=s.http_port, log_level="warning", lifespan="off")
-    )
+    server = uvicorn.Server(server_config(app, s))
     hub_task = asyncio.create_task(hub.run(stop), name="sse-hub")
     if refresh_stats:
         stats_task = asyncio.create_task(

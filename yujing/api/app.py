@@ -12,8 +12,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from yujing import __version__
 from yujing.alerts.store import AlertStore
-from yujing.api import problems
-from yujing.api.problems import problem_response
+from yujing.api import limits, problems
+from yujing.api.deps import Viewer
+from yujing.api.problems import Problem, problem_response
 from yujing.api.routes import (
     alerts,
     asyncapi,
@@ -48,6 +49,7 @@ def create_app(
     app.state.settings, app.state.pool, app.state.bus = settings, pool, bus
     app.state.store, app.state.hub = store, hub
     problems.install(app)
+    limits.install(app, settings.http_max_body_bytes)
     for module in (alerts, rules, devices, sites, deadletters, tokens, webhooks, maintenance,
                    asyncapi):  # fmt: skip
         app.include_router(module.router, prefix="/api/v1")
@@ -76,7 +78,10 @@ def create_app(
         return problem_response(503, "Unavailable", f"not reachable: {failing}", checks=results)
 
     @app.get("/metrics", tags=["health"])
-    async def metrics() -> Response:
+    async def metrics(principal: Viewer) -> Response:
+        # Labelled by enterprise: only a token of global scope (the scraper's) reads them.
+        if principal.enterprises is not None:
+            raise Problem(403, "Forbidden", "/metrics needs a token scoped to every enterprise")
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     board = resources.files("yujing.api").joinpath("static/board.html").read_text("utf-8")

@@ -269,6 +269,8 @@ def _checked(node: Any, depth: int) -> None:
 def _text(s: str) -> None:
     if "\x00" in s:
         raise Rejected(Reason.SCHEMA, "text must not contain NUL")
+    if len(s) > MAX_TEXT:
+        raise Rejected(Reason.SCHEMA, f"a text of {len(s)} characters, at most {MAX_TEXT}")
     if not s.isascii():
         try:
             s.encode("utf-8")

@@ -38,6 +38,9 @@ class AlertSettings(BaseSettings):
     cap_sender_code: str = "YJ000000"
     cap_sender_name: str = "yujing 预警"
     cap_utc_offset_h: int = 8  # China Standard Time, for `sent` and the identifier stamp
+    # Where users reach the API (scheme, host, port, path prefix), for links yujing writes
+    # into documents such as the CAP feed's self link; empty: links relative to the host.
+    public_url: str = ""
 
     # Alarm-management figures on /metrics are recomputed this often.
     stats_every_s: float = 60.0

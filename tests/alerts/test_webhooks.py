@@ -102,7 +102,7 @@ async def test_deliveries_are_signed_retried_and_dead_lettered(
         "http://[fe80::1]/x", "http://2130706433/x", "http://0177.0.0.1/x",
         "http://0x7f.1/x", "http://127.1/x", "http://localhost:8000/x",
         "http://a.localhost/x", "http://user:pw@example.com/x", "ftp://example.com/x",
-        "http://224.0.0.1/x", "http://example.com:99999/x",
+        "http://224.0.0.1/x", "http://example.com:99999/x", "http://\x86x.com/",
     ],
 )  # fmt: skip
 def test_inside_destinations_are_refused(url: str) -> None:

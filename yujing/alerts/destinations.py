@@ -74,6 +74,10 @@ def check_url(url: str, allow: list[Network]) -> str | IP:
     try:
         ip = ipaddress.ip_address(host)
     except ValueError:
+        try:
+            host.encode("idna")
+        except UnicodeError:
+            raise Refused(f"{host[:64]!r} is not a valid host name") from None
         if _NUMERIC_LABEL.fullmatch(host.rsplit(".", 1)[-1]):
             raise Refused(f"{host!r} is an address in a non-standard form") from None
         if host.lower() == "localhost" or host.lower().endswith(".localhost"):

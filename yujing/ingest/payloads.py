@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
@@ -190,6 +191,7 @@ def decode_event(
     payload: bytes, now_ms: int, max_skew_ms: int
 ) -> tuple[int, str, int, int | None, dict[str, Any]]:
     msg = _decode(_Event, payload)
+    _checked(msg.attrs, 1)  # free-form: bounded like the payload, whichever path decoded it
     return parse_ts(msg.ts, now_ms, max_skew_ms), msg.type, msg.count, msg.seq, msg.attrs
 
 
@@ -204,19 +206,61 @@ def _decode(schema: type[Any], payload: bytes) -> Any:
         text = payload.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise Rejected(Reason.BAD_JSON, f"not UTF-8 at byte {exc.start}") from None
+    if _plain(payload):
+        # The common case, about 3x faster: msgspec alone decides it as the careful path
+        # below would (see `_plain`).
+        try:
+            return _DECODERS[schema].decode(payload)
+        except msgspec.ValidationError as exc:
+            raise Rejected(Reason.SCHEMA, str(exc)) from None
+        except msgspec.DecodeError as exc:
+            raise Rejected(Reason.BAD_JSON, str(exc)) from None
+    return _careful(schema, text)
+
+
+def _careful(schema: type[Any], text: str) -> Any:
+    """Every check, on the decoded tree: duplicate keys, shape, text, numbers, schema."""
     try:
         tree = _JSON.decode(text)
     except RecursionError:
         raise Rejected(Reason.SCHEMA, f"nested deeper than {MAX_DEPTH}") from None
     except json.JSONDecodeError as exc:
         raise Rejected(Reason.BAD_JSON, f"{exc.msg} at character {exc.pos}") from None
-    except ValueError as exc:  # e.g. an integer literal of more than 4300 digits
-        raise Rejected(Reason.BAD_JSON, str(exc)[:200]) from None
+    except ValueError:  # an integer literal of more than 4300 digits: valid JSON, no number
+        raise Rejected(Reason.SCHEMA, "a number is out of range") from None
     _checked(tree, 0)
     try:
         return msgspec.convert(tree, schema, strict=True)
     except msgspec.ValidationError as exc:
         raise Rejected(Reason.SCHEMA, str(exc)) from None
+
+
+# A key: a string token followed by a colon (the unrolled form, much faster in `re` than
+# an alternation per character). Scanning from the left meets every key whole: a match
+# can only end at a string's real closing quote, and a value's is never followed by `:`.
+_KEY = re.compile(rb'"([^"\\]*(?:\\.[^"\\]*)*)"\s*:')
+# Escapes that could spell NUL or a lone surrogate.
+_SUSPECT = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
+
+
+def _plain(payload: bytes) -> bool:
+    """True when the payload cannot hold what only the careful path refuses: an escape
+    that may be NUL or a surrogate, nesting as deep as `MAX_DEPTH`, a string longer than
+    `MAX_TEXT` (only a payload that long can), too many keys, or a key twice (keys with
+    escapes are left to the careful path, which compares them decoded). Numbers need no
+    look: msgspec bounds the known fields, event attributes are walked, and unknown
+    fields are dropped."""
+    if len(payload) > MAX_TEXT or payload.count(b"{") + payload.count(b"[") >= MAX_DEPTH:
+        return False
+    if b"\\" in payload:
+        if _SUSPECT.search(payload):
+            return False
+        keys = _KEY.findall(payload)
+        if any(b"\\" in k for k in keys):
+            return False
+    else:
+        keys = _KEY.findall(payload)
+    return len(keys) <= MAX_KEYS and len(set(keys)) == len(keys)
 
 
 def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -239,6 +283,9 @@ def _constant(name: str) -> Any:
 
 
 _JSON = json.JSONDecoder(object_pairs_hook=_object, parse_constant=_constant)
+_DECODERS: dict[type[Any], msgspec.json.Decoder[Any]] = {
+    t: msgspec.json.Decoder(t) for t in (_Telemetry, _Event, _Status)
+}
 
 
 def _checked(node: Any, depth: int) -> None:

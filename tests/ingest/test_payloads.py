@@ -103,6 +103,7 @@ def test_events_and_status() -> None:
 _leaf = st.one_of(
     st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
     st.floats(allow_nan=False), st.text(max_size=8), st.sampled_from(["\x00", "\ud800", "é"]),
+    st.sampled_from([1e300 * 10, 2**63, -(2**63) - 1, 10**400]),
 )  # fmt: skip
 _any = st.recursive(
     _leaf,
@@ -129,8 +130,15 @@ def _outcome(decode: Any, schema: type[Any], raw: bytes) -> object:
         return r.reason
 
 
+_accepted = st.one_of(  # valid but for what `extra` holds, so unknown fields decide
+    st.fixed_dictionaries({"ts": st.just(NOW), "values": st.just({"a": 1.0}), "extra": _any}),
+    st.fixed_dictionaries({"ts": st.just(NOW), "type": st.just("vent_open"), "attrs": _any}),
+    st.fixed_dictionaries({"ts": st.just(NOW), "state": st.just("online"), "x": _any}),
+)
+
+
 @settings(max_examples=400, deadline=None)
-@given(_body, st.sampled_from([p._Telemetry, p._Event, p._Status]), st.booleans())
+@given(_body | _accepted, st.sampled_from([p._Telemetry, p._Event, p._Status]), st.booleans())
 def test_the_fast_path_agrees_with_the_careful_path(
     body: dict[str, Any], schema: type[Any], duplicate: bool
 ) -> None:

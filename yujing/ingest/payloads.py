@@ -241,6 +241,8 @@ def _careful(schema: type[Any], text: str) -> Any:
 _KEY = re.compile(rb'"([^"\\]*(?:\\.[^"\\]*)*)"\s*:')
 # Escapes that could spell NUL or a lone surrogate.
 _SUSPECT = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
+_DIGITS_AS_9 = bytes.maketrans(b"012345678", b"999999999")
+_BIG_NUMBERS = (b"9" * 19, b"e999", b"E999", b"e+999", b"E+999")
 
 
 def _plain(payload: bytes) -> bool:
@@ -251,6 +253,9 @@ def _plain(payload: bytes) -> bool:
     look: msgspec bounds the known fields, event attributes are walked, and unknown
     fields are dropped."""
     if len(payload) > MAX_TEXT or payload.count(b"{") + payload.count(b"[") >= MAX_DEPTH:
+        return False
+    digits = payload.translate(_DIGITS_AS_9)
+    if any(run in digits for run in _BIG_NUMBERS):
         return False
     if b"\\" in payload:
         if _SUSPECT.search(payload):

@@ -20,7 +20,9 @@ from yujing.api.routes import (
     asyncapi,
     deadletters,
     devices,
+    enterprises,
     maintenance,
+    picture,
     rules,
     sites,
     tokens,
@@ -50,8 +52,8 @@ def create_app(
     app.state.store, app.state.hub = store, hub
     problems.install(app)
     limits.install(app, settings.http_max_body_bytes)
-    for module in (alerts, rules, devices, sites, deadletters, tokens, webhooks, maintenance,
-                   asyncapi):  # fmt: skip
+    for module in (alerts, rules, devices, enterprises, sites, deadletters, tokens, webhooks,
+                   maintenance, picture, asyncapi):  # fmt: skip
         app.include_router(module.router, prefix="/api/v1")
 
     async def database() -> bool:

@@ -31,6 +31,7 @@ from yujing.alerts.webhooks import WebhookFanout
 from yujing.api.app import create_app
 from yujing.api.auth import ensure_admin
 from yujing.api.readiness import dependency_checks
+from yujing.api.server import server_config
 from yujing.api.stream import ChangeHub
 from yujing.config import Settings
 from yujing.ingest.bus import Bus, make_bus
@@ -157,9 +158,7 @@ async def serve_api(
     hub = ChangeHub(rt.pool, store, s.sse_queue_size)
     mqtt = mqtt_host_port(rt.mqtt_url) if uses_mqtt else None
     app = create_app(s, rt.pool, rt.bus, store, hub, dependency_checks(s.kafka_bootstrap, mqtt))
-    server = _Server(
-        uvicorn.Config(app, host=s.http_host, port=s.http_port, log_level="warning", lifespan="off")
-    )
+    server = _Server(server_config(app, s))
     hub_task = asyncio.create_task(hub.run(stop), name="sse-hub")
     presence_task = asyncio.create_task(app.state.presence.run(stop), name="online-counts")
     if refresh_stats:

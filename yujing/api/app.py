@@ -13,8 +13,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from yujing import __version__
 from yujing.alerts.store import AlertStore
-from yujing.api import problems
-from yujing.api.problems import problem_response
+from yujing.api import limits, problems
+from yujing.api.deps import Viewer
+from yujing.api.problems import Problem, problem_response
 from yujing.api.query import known_query
 from yujing.api.routes import (
     alerts,
@@ -57,6 +58,7 @@ def create_app(
     app.state.store, app.state.hub = store, hub
     app.state.presence = PresenceFigures(pool, store.now)
     problems.install(app)
+    limits.install(app, settings.http_max_body_bytes)
     for module in (alerts, rules, device_batches, devices, enterprises, sites, deadletters,
                    tokens, webhooks, maintenance, picture, asyncapi):  # fmt: skip
         # One mechanism for every route: a query parameter it does not declare is refused.
@@ -95,7 +97,10 @@ def create_app(
         "/metrics", tags=["health"], response_class=Response,
         responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus"}},
     )  # fmt: skip
-    async def metrics() -> Response:
+    async def metrics(principal: Viewer) -> Response:
+        # Labelled by enterprise: only a token of global scope (the scraper's) reads them.
+        if principal.enterprises is not None:
+            raise Problem(403, "Forbidden", "/metrics needs a token scoped to every enterprise")
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     board = resources.files("yujing.api").joinpath("static/board.html").read_text("utf-8")

@@ -196,7 +196,7 @@ async def cap_feed(
     latest = [] if scope == [] else await store.latest_changes(scope, query.min_level, limit)
     originals = await store.originals([c.alert_id for c in latest])
     entries = [(c, originals[c.alert_id]) for c in latest]
-    body = cap.feed(entries, profile, store.settings, store.now(), str(request.url))
+    body = cap.feed(entries, profile, store.settings, store.now(), request.url.query)
     return Response(body, media_type=cap.ATOM_TYPE)
 
 

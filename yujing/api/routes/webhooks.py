@@ -7,8 +7,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field, field_validator
 
-from yujing.alerts import webhooks
-from yujing.alerts.webhooks import Subscription
+from yujing.alerts import destinations, webhooks
+from yujing.alerts.settings import AlertSettings
+from yujing.alerts.webhooks import SecretBox, Subscription
 from yujing.api.auth import Principal
 from yujing.api.deps import Admin, Pool, Store
 from yujing.api.problems import Problem
@@ -59,12 +60,24 @@ async def create(body: WebhookCreate, principal: Admin, pool: Pool, store: Store
         enterprises is None or not set(enterprises) <= principal.enterprises
     ):
         raise Problem(403, "Forbidden", "a subscription may name only enterprises in your scope")
+    await _check_destination(body.url, store.settings)
     sub = await webhooks.subscribe(
         pool, url=body.url, enterprises=enterprises, min_level=Level.parse(body.min_level),
         transitions=body.transitions, escalations=body.escalations, who=principal.name,
-        now=store.now(), secret=body.secret,
+        now=store.now(), secret=body.secret, box=SecretBox.from_settings(store.settings),
     )  # fmt: skip
     return {**sub.public(), "secret": sub.secret}
+
+
+async def _check_destination(url: str, settings: AlertSettings) -> None:
+    """The destination policy, now and again at every delivery; a name that does not
+    resolve yet is accepted (its deliveries retry), one that resolves inside is not."""
+    try:
+        await destinations.resolve(url, settings.webhook_allow)
+    except destinations.Refused as exc:
+        raise Problem(422, "Invalid request", f"webhook destination refused: {exc}") from None
+    except OSError:
+        pass
 
 
 @router.get("", response_model=WebhookPage)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+from importlib import resources
 from typing import Any
 
 import msgspec
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -148,3 +150,14 @@ def test_the_fast_path_agrees_with_the_careful_path(
         raw = raw[:-1] + b", " + key + b": 1}"
     careful = _outcome(lambda s, b: p._careful(s, b.decode("utf-8", "surrogatepass")), schema, raw)
     assert _outcome(p._decode, schema, raw) == careful
+
+
+def test_every_event_type_a_pack_selects_is_accepted() -> None:
+    """Ingest refuses unknown event types: a pack's event rule must not be starved."""
+    selected = set()
+    for path in resources.files("yujing.rules").joinpath("packs").iterdir():
+        if path.name.endswith(".yaml"):
+            for rule in yaml.safe_load(path.read_text("utf-8")).get("rules", []):
+                if rule.get("event_type"):
+                    selected.add(rule["event_type"])
+    assert selected and selected <= p.EVENT_TYPES, selected - p.EVENT_TYPES

@@ -13,7 +13,7 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import msgspec
 import numpy as np
@@ -36,12 +36,17 @@ MAX_TEXT = 4096  # characters of any one string (status detail, event attributes
 
 Quality = Literal["ok", "fault", "calibrating", "maintenance"]
 DeviceState = Literal["online", "offline", "fault", "maintenance"]
-# The contract's event types (CONTRACTS.md, "Events"); anything else is a `schema` error.
+# The event types of the contract and of the default packs (docs/vocabulary.md); anything
+# else is a `schema` error. A pack that selects a new type adds it here: a test holds the
+# packs to this list.
 EventType = Literal[
     "person_in", "person_out", "vehicle_in", "vehicle_out", "belt_running", "camera_blocked",
     "camera_moved", "camera_offline", "dispatcher_absent", "spark_detected",
     "spark_extinguished", "airlock_fault", "vent_open",
+    # chemical plants and tailings (hazard packs)
+    "emergency_drain", "interlock_bypassed", "interlock_trip", "quick_cutoff",
 ]  # fmt: skip
+EVENT_TYPES: frozenset[str] = frozenset(get_args(EventType))
 Seq = Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)]
 Count = Annotated[int, msgspec.Meta(ge=0, le=INT32_MAX)]
 EpochMs = Annotated[int, msgspec.Meta(ge=-INT64_MAX, le=INT64_MAX)]

@@ -18,7 +18,14 @@ from yujing.ingest.bus import Topics
 from yujing.ingest.registry import upsert_device
 from yujing.names import IDENTIFIER, is_identifier
 from yujing.rules import store as rule_store
-from yujing.rules.model import CompositeRule, EventRule, Rule, ThresholdRule, resolve_bound
+from yujing.rules.model import (
+    CalibrationRule,
+    CompositeRule,
+    EventRule,
+    Rule,
+    ThresholdRule,
+    resolve_bound,
+)
 
 router = APIRouter(prefix="/devices", tags=["devices"])
 
@@ -108,13 +115,14 @@ async def list_devices(
 
 def _binding(rules: list[Rule], row: Any) -> dict[str, list[str]]:
     """Per point of a device, the enabled series rules that bind to it (a rule whose
-    threshold names a tag the device lacks does not)."""
+    threshold names a tag the device lacks does not; event, group and calibration rules
+    watch devices, not points)."""
     tags = dict(row["tags"] or {})
     out: dict[str, list[str]] = {}
     for point in row["points"] or {}:
         out[point] = [
             r.id for r in rules
-            if not isinstance(r, EventRule | CompositeRule)
+            if not isinstance(r, EventRule | CompositeRule | CalibrationRule)
             and r.binds(row["enterprise"], row["kind"], point, tags)
             and (not isinstance(r, ThresholdRule)
                  or all(resolve_bound(b, tags) is not None for b in r.levels.values()))

@@ -133,18 +133,22 @@ async def enqueue(
     escalation: bool,
     now: datetime,
 ) -> int:
-    """One pending delivery per matching subscription; returns how many were added."""
+    """One pending delivery per matching subscription; returns how many were added.
+
+    An event without a colour level (a hazard change) goes to every subscription of its
+    enterprise whatever its `min_level`: a level filter is about alerts."""
     alert = event["data"]
+    level = int(Level.parse(alert["level"])) if "level" in alert else None
     wants = "s.escalations" if escalation else "s.transitions"
     status = await conn.execute(
         "INSERT INTO webhook_deliveries (subscription_id, event_id, event_type, seq, body,"
         " next_attempt_at, created_at)"
         " SELECT s.id, $1, $2, $3, $4, $5, $5 FROM webhook_subscriptions s"
-        f" WHERE s.deleted_at IS NULL AND {wants} AND s.min_level <= $6"
+        f" WHERE s.deleted_at IS NULL AND {wants} AND ($6::smallint IS NULL OR s.min_level <= $6)"
         " AND (s.enterprises IS NULL OR $7 = ANY(s.enterprises))"
         " ON CONFLICT (subscription_id, event_id) DO NOTHING",
         event["id"], event["type"], event["seq"], cloudevents.dumps(event), now,
-        int(Level.parse(alert["level"])), alert["enterprise"],
+        level, alert["enterprise"],
     )  # fmt: skip
     return int(status.rsplit(" ", 1)[-1])
 

@@ -19,6 +19,7 @@ from yujing.api.routes import (
     asyncapi,
     deadletters,
     devices,
+    hazards,
     maintenance,
     rules,
     sites,
@@ -49,7 +50,7 @@ def create_app(
     app.state.store, app.state.hub = store, hub
     problems.install(app)
     for module in (alerts, rules, devices, sites, deadletters, tokens, webhooks, maintenance,
-                   asyncapi):  # fmt: skip
+                   asyncapi, hazards):  # fmt: skip
         app.include_router(module.router, prefix="/api/v1")
 
     async def database() -> bool:

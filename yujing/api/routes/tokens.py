@@ -17,7 +17,7 @@ router = APIRouter(prefix="/tokens", tags=["tokens"])
 
 class TokenCreate(BaseModel):
     name: str = Field(min_length=1, max_length=100)
-    role: Literal["viewer", "operator", "admin"]
+    role: Literal["viewer", "supervisor", "operator", "admin"]
     enterprises: list[str] = Field(min_length=1, description='enterprise ids, or ["*"]')
 
 

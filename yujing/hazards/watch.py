@@ -37,11 +37,11 @@ _REPEATS = """
 SELECT a.enterprise, a.site, a.device, a.point, array_agg(DISTINCT t.alert_id) AS alert_ids,
        count(*) AS n
 FROM alert_transitions t JOIN alerts a ON a.id = t.alert_id
-WHERE t.at > $1 AND t.at <= $2 AND NOT a.health AND a.device IS NOT NULL
-  AND a.point IS NOT NULL AND t.to_level >= $3
-  AND (t.transition IN ('raised', 'reopened') OR (t.transition = 'escalated' AND t.from_level < $3))
+WHERE t.at > $1 AND NOT a.health AND a.device IS NOT NULL
+  AND a.point IS NOT NULL AND t.to_level >= $2
+  AND (t.transition IN ('raised', 'reopened') OR (t.transition = 'escalated' AND t.from_level < $2))
   AND NOT EXISTS (SELECT 1 FROM hazards h WHERE t.alert_id = ANY(h.alert_ids))
-GROUP BY a.enterprise, a.site, a.device, a.point HAVING count(*) >= $4
+GROUP BY a.enterprise, a.site, a.device, a.point HAVING count(*) >= $3
 """
 _OPEN_AT_POINT = """
 SELECT * FROM hazards WHERE enterprise = $1 AND device = $2 AND point = $3
@@ -104,7 +104,8 @@ class HazardWatch:
         since = now - timedelta(seconds=self._s.hazard_repeat_window_s)
         level, count = int(self._s.repeat_level), self._s.hazard_repeat_count
         out: list[StoredChange] = []
-        for g in await conn.fetch(_REPEATS, since, now, level, count):
+        # No upper bound: alarms are on event time, which may run a little ahead of this clock.
+        for g in await conn.fetch(_REPEATS, since, level, count):
             async with conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock($1)", SEQ_LOCK)
                 row = await conn.fetchrow(_OPEN_AT_POINT, g["enterprise"], g["device"], g["point"])

@@ -15,6 +15,7 @@ import yaml
 
 from yujing.levels import Level
 from yujing.simulators.fleet import Fleet, FleetError, parse_fleet
+from yujing.simulators.hazard_acts import HazardAct, parse_acts
 from yujing.simulators.incidents import Plan, compile_plan
 from yujing.simulators.timeline import Timeline
 
@@ -106,6 +107,7 @@ class Scenario:
     path: Path | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
     local_start_ms: int = 0  # `local_start: "HH:MM"`: local time of day at t = 0
+    hazards: tuple[HazardAct, ...] = ()  # `hazards:`, the closed loop's acts (hazard_acts.py)
 
     @property
     def clock_bound(self) -> bool:
@@ -181,6 +183,7 @@ def parse_scenario(raw: dict[str, Any], *, seed: int | None = None) -> Scenario:
         truth=truth,
         raw=raw,
         local_start_ms=_local_start(raw.get("local_start", "00:00")),
+        hazards=parse_acts(list(raw.get("hazards") or []), list(fleet.enterprises)),
     )
 
 

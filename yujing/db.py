@@ -17,7 +17,7 @@ from asyncpg.pool import PoolConnectionProxy
 # A connection, whether taken from a pool or opened alone.
 Conn = asyncpg.Connection | PoolConnectionProxy
 
-STAGES = ("ingest", "rules", "alerts", "hazards", "api")
+STAGES = ("ingest", "registry", "rules", "alerts", "hazards", "api")
 MIGRATION_LOCK = 0x796A_0001  # advisory lock id: one migrator at a time across processes
 
 

@@ -147,6 +147,14 @@ CREATE TABLE IF NOT EXISTS reading_series (
     UNIQUE (enterprise, device, point)
 );
 
+-- Where an alert belongs, fixed when it is raised (the register may change later; history
+-- stays true): the enterprise's division (GB/T 2260), the sector and the major-hazard
+-- installation of the device.
+ALTER TABLE alerts ADD COLUMN IF NOT EXISTS division text;
+ALTER TABLE alerts ADD COLUMN IF NOT EXISTS sector text;
+ALTER TABLE alerts ADD COLUMN IF NOT EXISTS installation text;
+CREATE INDEX IF NOT EXISTS alerts_division_started ON alerts (division text_pattern_ops, started_at);
+
 -- Changes of other records on the alert change feed (hazards, issue 9): they take their
 -- `seq` from alert_seq under the same lock, so SSE, MQTT, webhooks and yj.alerts carry them
 -- in one order with the alert transitions. `data` is the record's JSON after the change.

@@ -24,6 +24,7 @@ from yujing.alerts.model import COLUMNS, Alert, Change
 from yujing.alerts.settings import AlertSettings
 from yujing.db import Conn
 from yujing.levels import Level
+from yujing.registry.store import placement
 from yujing.rules.transition import Transition
 
 SEQ_LOCK = 0x796A_0002
@@ -221,6 +222,9 @@ class AlertStore:
         window = timedelta(seconds=self._settings.flap_window_s)
         ctx = await marks.context(conn, alert, change, at, window)
         notify = marks.apply_marks(alert, before, ctx, self._settings.flap_max_reopens)
+        if before is None and alert.division is None:
+            place = await placement(conn, alert.enterprise, alert.device)
+            alert.division, alert.sector, alert.installation = place
         alert.seq = await conn.fetchval("SELECT nextval('alert_seq')")
         await conn.execute(_INSERT_ALERT, *(_column(alert, c) for c in COLUMNS))
         public = alert.public()

@@ -19,8 +19,10 @@ from yujing.api.routes import (
     asyncapi,
     deadletters,
     devices,
+    enterprises,
     hazards,
     maintenance,
+    picture,
     rules,
     sites,
     tokens,
@@ -49,8 +51,8 @@ def create_app(
     app.state.settings, app.state.pool, app.state.bus = settings, pool, bus
     app.state.store, app.state.hub = store, hub
     problems.install(app)
-    for module in (alerts, rules, devices, sites, deadletters, tokens, webhooks, maintenance,
-                   asyncapi, hazards):  # fmt: skip
+    for module in (alerts, rules, devices, enterprises, sites, deadletters, tokens, webhooks,
+                   maintenance, picture, asyncapi, hazards):  # fmt: skip
         app.include_router(module.router, prefix="/api/v1")
 
     async def database() -> bool:

@@ -8,6 +8,11 @@ CREATE TABLE IF NOT EXISTS api_tokens (
     revoked_at   timestamptz
 );
 
+-- Jurisdiction scopes (yujing/registry/scope.py): '{*}' = unrestricted in that dimension.
+ALTER TABLE api_tokens ADD COLUMN IF NOT EXISTS divisions text[] NOT NULL DEFAULT '{*}';
+ALTER TABLE api_tokens ADD COLUMN IF NOT EXISTS sectors text[] NOT NULL DEFAULT '{*}';
+ALTER TABLE api_tokens ADD COLUMN IF NOT EXISTS parks text[] NOT NULL DEFAULT '{*}';
+
 -- The supervisor role (issue 9): the CHECK of older databases is replaced, idempotently.
 ALTER TABLE api_tokens DROP CONSTRAINT IF EXISTS api_tokens_role_check;
 ALTER TABLE api_tokens ADD CONSTRAINT api_tokens_role_check

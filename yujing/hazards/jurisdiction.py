@@ -38,8 +38,9 @@ def tier_of_division(code: str) -> Tier:
 
 
 def tier_of_divisions(codes: Iterable[str] | None, *, everything: bool) -> Tier:
-    """A supervisor's level: the highest of their token's division codes. A token that sees
-    every enterprise (`*`) is provincial; one scoped to enterprises only is county level."""
+    """A supervisor's level: the highest of their token's division codes (a token scoped to
+    320500 is a city's). A token without a division, enterprise or park restriction (`*`, or
+    sectors only) is provincial; one scoped to enterprises or parks only is county level."""
     if everything:
         return Tier.PROVINCE
     tiers = [tier_of_division(c) for c in codes or ()]

@@ -46,9 +46,9 @@ def actor_of(principal: Principal) -> Actor:
     role = principal.role.name.lower()
     if principal.role is not Role.SUPERVISOR:
         return Actor(principal.name, role)
-    divisions = getattr(principal, "divisions", None)  # jurisdiction scopes, when present
-    tier = tier_of_divisions(divisions, everything=principal.enterprises is None)
-    return Actor(principal.name, role, tier)
+    scope = principal.jurisdiction
+    everything = scope.divisions is None and scope.enterprises is None and scope.parks is None
+    return Actor(principal.name, role, tier_of_divisions(scope.divisions, everything=everything))
 
 
 class HazardReport(BaseModel):

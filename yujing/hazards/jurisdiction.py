@@ -7,6 +7,8 @@ import enum
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from yujing.registry import divisions
+
 
 class Tier(enum.IntEnum):
     """Levels of the jurisdiction ladder a hazard or an alert escalates along."""
@@ -30,11 +32,7 @@ class Tier(enum.IntEnum):
 
 def tier_of_division(code: str) -> Tier:
     """GB/T 2260: `xx0000` is a province, `xxxx00` a city (地级), anything else a county."""
-    if code.endswith("0000"):
-        return Tier.PROVINCE
-    if code.endswith("00"):
-        return Tier.CITY
-    return Tier.COUNTY
+    return Tier.parse(divisions.level_of(code))
 
 
 def tier_of_divisions(codes: Iterable[str] | None, *, everything: bool) -> Tier:

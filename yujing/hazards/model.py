@@ -68,6 +68,9 @@ class Hazard:
     device: str | None = None
     point: str | None = None
     installation: str | None = None
+    # Where it belongs, fixed when reported (as an alert's): from the enterprise register.
+    division: str | None = None
+    sector: str | None = None
     confirmed_by: str | None = None
     confirmed_at: datetime | None = None
     responsible_unit: str | None = None

@@ -17,6 +17,8 @@ CREATE TABLE IF NOT EXISTS hazards (
     device             text,
     point              text,
     installation       text,
+    division           text,  -- GB/T 2260 code of the enterprise when reported (the register)
+    sector             text,  -- the device's sector tag, else the enterprise's main sector
     confirmed_by       text,
     confirmed_at       timestamptz,
     responsible_unit   text,
@@ -43,6 +45,7 @@ CREATE INDEX IF NOT EXISTS hazards_enterprise_seq ON hazards (enterprise, seq DE
 CREATE INDEX IF NOT EXISTS hazards_open ON hazards (state)
     WHERE state IN ('reported', 'confirmed', 'rectifying', 'rectified');
 CREATE INDEX IF NOT EXISTS hazards_alerts ON hazards USING gin (alert_ids);
+CREATE INDEX IF NOT EXISTS hazards_division ON hazards (division text_pattern_ops, reported_at);
 
 -- Evidence files: the bytes in the database, so a file and its record commit together.
 CREATE TABLE IF NOT EXISTS hazard_evidence (

@@ -19,6 +19,7 @@ from yujing.db import Conn
 from yujing.hazards import lifecycle
 from yujing.hazards.jurisdiction import Actor
 from yujing.hazards.model import COLUMNS, Hazard, Step
+from yujing.registry.store import placement
 
 RECORD = "hazard"
 
@@ -127,6 +128,10 @@ async def record(
     conn: Conn, hazard: Hazard, step: Step, actor: Actor, note: str | None, at: datetime
 ) -> StoredChange:
     """Store the hazard after `step` and its change on the feed; the caller holds SEQ_LOCK."""
+    if step in (Step.REPORTED, Step.PROPOSED):
+        division, sector, installation = await placement(conn, hazard.enterprise, hazard.device)
+        hazard.division, hazard.sector = division, sector
+        hazard.installation = hazard.installation or installation
     hazard.seq = await conn.fetchval("SELECT nextval('alert_seq')")
     await conn.execute(_UPSERT, *(_column(hazard, c) for c in COLUMNS))
     public = hazard.public()

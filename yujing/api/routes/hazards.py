@@ -170,15 +170,20 @@ async def hazard_stats(
     enterprise: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
-    period: Literal["day", "week", "month", "all"] = "all",
+    period: stats.Period = "all",
+    by: stats.DivisionLevel = "county",
+    division: Annotated[str | None, Query(pattern=r"^\d{6}$")] = None,
+    sector: str | None = None,
 ) -> dict[str, Any]:
-    """Figures for hazards reported in [since, until) (default: the last 30 days)."""
+    """Figures for hazards reported in [since, until) (default: the last 30 days), per
+    division (rolled up to `by`) × sector × period."""
     until = until or store.now()
     since = since or until - timedelta(days=30)
     if since >= until:
         raise Problem(422, "Invalid request", "since must be before until")
+    scope = principal.scope(enterprise)
     async with pool.acquire() as conn:
-        return await stats.figures(conn, since, until, period, principal.scope(enterprise))
+        return await stats.figures(conn, scope, since, until, period, by, division, sector)
 
 
 @hazard_router.get("/limits")

@@ -125,3 +125,21 @@ async def test_overview_figures_in_a_county(client: httpx.AsyncClient, pool: asy
     assert heads["sites"][0]["present"] == 2
     xlsx = await client.get("/api/v1/overview?format=xlsx", headers=headers)
     assert xlsx.status_code == 200 and xlsx.content[:2] == b"PK"
+
+
+async def test_alerts_filter_by_division_and_sector(
+    client: httpx.AsyncClient, pool: asyncpg.Pool
+) -> None:
+    alert_ids = await world(client, pool)
+    everyone = {"Authorization": f"Bearer {await create_token(pool, 'x', Role.VIEWER, ['*'])}"}
+
+    async def ids(query: str) -> list[str]:
+        r = await client.get(f"/api/v1/alerts?{query}", headers=everyone)
+        assert r.status_code == 200, r.text
+        return [a["id"] for a in r.json()["items"]]
+
+    assert await ids("division=510000&min_level=red") == [alert_ids["jj"]]
+    assert await ids("division=320500&sector=hazardous_chemicals") == [alert_ids["wz"]]
+    assert await ids("division=320500&sector=coal_mine") == []
+    stored = (await client.get(f"/api/v1/alerts/{alert_ids['wz']}", headers=everyone)).json()
+    assert (stored["division"], stored["sector"]) == ("320506", "hazardous_chemicals")

@@ -24,6 +24,7 @@ from yujing.alerts.model import COLUMNS, Alert, Change
 from yujing.alerts.settings import AlertSettings
 from yujing.db import Conn
 from yujing.levels import Level
+from yujing.registry import divisions
 from yujing.registry.store import placement
 from yujing.rules.transition import Transition
 
@@ -82,6 +83,8 @@ class AlertQuery:
     enterprises: list[str] | None = None  # None: every enterprise the caller may see
     site: str | None = None
     device: str | None = None
+    division: str | None = None  # GB/T 2260 code: alerts raised anywhere below it
+    sector: str | None = None
     since: datetime | None = None  # on started_at
     until: datetime | None = None
     cursor: int | None = None
@@ -102,6 +105,10 @@ class AlertQuery:
             add("site = ?", self.site)
         if self.device:
             add("device = ?", self.device)
+        if self.division:
+            add("division LIKE ?", divisions.prefix(self.division) + "%")
+        if self.sector:
+            add("sector = ?", self.sector)
         if self.since:
             add("started_at >= ?", self.since)
         if self.until:

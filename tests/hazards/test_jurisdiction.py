@@ -56,6 +56,10 @@ async def test_levels_scopes_and_figures_follow_the_divisions(
     assert (await api.get(f"{H}/{ids['hq']}", headers=county)).status_code == 404
     seen = {x["enterprise"] for x in (await api.get(H, headers=city)).json()["items"]}
     assert seen == {"wz", "hq"}
+    r = await api.get(H, params={"division": "320500"}, headers=admin)
+    assert {x["enterprise"] for x in r.json()["items"]} == {"wz", "hq"}
+    r = await api.get(H, params={"division": "320506", "sector": "coal_mine"}, headers=admin)
+    assert r.json()["items"] == []
 
     # Listed by the county, taken over by the city; the county cannot take it back.
     listing = {"deadline": at(30 * 86400).isoformat()}

@@ -19,6 +19,7 @@ from yujing.db import Conn
 from yujing.hazards import lifecycle
 from yujing.hazards.jurisdiction import Actor
 from yujing.hazards.model import COLUMNS, Hazard, Step
+from yujing.registry.divisions import prefix
 from yujing.registry.store import placement
 
 RECORD = "hazard"
@@ -46,6 +47,8 @@ class HazardQuery:
     overdue: bool | None = None
     listed: bool | None = None
     alert_id: str | None = None
+    division: str | None = None  # GB/T 2260; a city or province covers the divisions below
+    sector: str | None = None
     since: datetime | None = None  # on reported_at
     until: datetime | None = None
     cursor: int | None = None
@@ -66,6 +69,8 @@ class HazardQuery:
             ("category = ?", self.category), ("site = ?", self.site),
             ("device = ?", self.device), ("overdue = ?", self.overdue),
             ("(listed_tier IS NOT NULL) = ?", self.listed), ("? = ANY(alert_ids)", self.alert_id),
+            ("division LIKE ?", None if self.division is None else prefix(self.division) + "%"),
+            ("sector = ?", self.sector),
             ("reported_at >= ?", self.since), ("reported_at < ?", self.until),
             ("seq < ?", self.cursor),
         ):  # fmt: skip

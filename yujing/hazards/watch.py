@@ -52,13 +52,15 @@ _LATE = """
 SELECT * FROM hazards WHERE state IN ('reported', 'confirmed', 'rectifying')
 AND coalesce(listed_deadline, deadline) < $1 ORDER BY id FOR UPDATE SKIP LOCKED
 """
+# Only alerts that may be past their limit: active (or started) at least the shortest limit ago.
 _UNACKED = """
-SELECT * FROM alerts WHERE state = 'active' AND active_since IS NOT NULL
+SELECT * FROM alerts WHERE state = 'active' AND active_since <= $1
 AND NOT suppressed AND NOT unreliable AND NOT chattering
 """
 _NO_FEEDBACK = """
 SELECT a.* FROM alerts a WHERE a.state <> 'closed' AND NOT a.health AND a.peak_level >= $1
-AND NOT a.suppressed AND NOT EXISTS (SELECT 1 FROM alert_follow_ups f WHERE f.alert_id = a.id)
+AND a.started_at <= $2 AND NOT a.suppressed
+AND NOT EXISTS (SELECT 1 FROM alert_follow_ups f WHERE f.alert_id = a.id)
 """
 
 
@@ -142,14 +144,17 @@ class HazardWatch:
         self, conn: Conn, limit_of: dict[str, limits.Limit], now: datetime
     ) -> list[TierNotice]:
         out: list[TierNotice] = []
-        for row in await conn.fetch(_UNACKED):
+        shortest_ack = min((x.ack_s for x in limit_of.values() if x.ack_s), default=0.0)
+        for row in await conn.fetch(_UNACKED, now - timedelta(seconds=shortest_ack)):
             alert = Alert.from_row(row)
             ack_s = limit_of[alert.level.word].ack_s
             assert alert.active_since is not None
             tier = None if ack_s is None else limits.alert_tier(alert.active_since, ack_s, now)
             if tier is not None:
                 out += await _push(conn, alert, "ack", tier, now)
-        for row in await conn.fetch(_NO_FEEDBACK, int(Level.ORANGE)):
+        colours = [limit_of[level.word].feedback_s for level in (Level.ORANGE, Level.RED)]
+        started = now - timedelta(seconds=min(colours))
+        for row in await conn.fetch(_NO_FEEDBACK, int(Level.ORANGE), started):
             alert = Alert.from_row(row)
             assert followup.needed(alert)
             feedback_s = limit_of[alert.peak_level.word].feedback_s

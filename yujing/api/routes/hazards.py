@@ -131,17 +131,22 @@ async def list_hazards(
     overdue: bool | None = None,
     listed: bool | None = None,
     alert_id: str | None = None,
+    division: Annotated[str | None, Query(pattern=r"^[1-9][0-9]{5}$")] = None,
+    sector: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: str | None = None,
 ) -> HazardPage:
+    """`division` (a city or province covers the divisions below) and `sector` select where
+    the hazard was reported, as stored on it."""
     if cursor is not None and not cursor.isdigit():
         raise Problem(422, "Invalid request", "cursor is the next_cursor of a previous page")
     query = HazardQuery(
         enterprises=principal.scope(enterprise), states=[s.value for s in state or ()],
         grade=grade, source=source, category=category, site=site, device=device,
-        overdue=overdue, listed=listed, alert_id=alert_id, since=since, until=until,
+        overdue=overdue, listed=listed, alert_id=alert_id, division=division, sector=sector,
+        since=since, until=until,
         cursor=int(cursor) if cursor else None, limit=limit,
     )  # fmt: skip
     found = [] if query.enterprises == [] else await hazards.find(query)
@@ -172,7 +177,7 @@ async def hazard_stats(
     until: datetime | None = None,
     period: stats.Period = "all",
     by: stats.DivisionLevel = "county",
-    division: Annotated[str | None, Query(pattern=r"^\d{6}$")] = None,
+    division: Annotated[str | None, Query(pattern=r"^[1-9][0-9]{5}$")] = None,
     sector: str | None = None,
 ) -> dict[str, Any]:
     """Figures for hazards reported in [since, until) (default: the last 30 days), per

@@ -1,13 +1,14 @@
 """`/hazards`: hidden hazards (隐患) in a closed loop — list, one with its history, each step
-a POST, evidence upload and download, figures, time limits, the live stream — and
-`/alerts/{id}/follow-up` (超限报警追查). Refusals are problem+json: 409 wrong state, 403
-wrong role or level, 422 missing evidence or input, 404 outside the caller's scope."""
+a POST, evidence upload and download, figures, time limits, the live stream — with
+`/alerts/{id}/follow-up` (超限报警追查, routes/followups.py). Refusals are problem+json:
+409 wrong state, 403 wrong role or level, 422 missing evidence or input, 404 outside the
+caller's scope."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, File, Header, Query, Request, Response, UploadFile
@@ -18,8 +19,9 @@ from yujing.alerts.store import NotFound, StoredChange
 from yujing.api.auth import Principal, Role
 from yujing.api.deps import Admin, Pool, SettingsDep, Store, Viewer
 from yujing.api.problems import Problem
+from yujing.api.routes import followups
 from yujing.db import Conn
-from yujing.hazards import evidence, followup, lifecycle, limits, stats, vocabulary
+from yujing.hazards import evidence, lifecycle, limits, stats, vocabulary
 from yujing.hazards.jurisdiction import Actor, tier_of_divisions
 from yujing.hazards.model import Grade, Hazard, Source, State, Step
 from yujing.hazards.settings import HazardSettings
@@ -27,7 +29,6 @@ from yujing.hazards.store import HazardQuery, HazardStore
 from yujing.names import IDENTIFIER
 
 hazard_router = APIRouter(prefix="/hazards", tags=["hazards"])
-followup_router = APIRouter(prefix="/alerts", tags=["alerts"])
 router = APIRouter()
 
 Id = Annotated[str, Field(pattern=IDENTIFIER.pattern)]
@@ -95,11 +96,6 @@ class ListBody(BaseModel):
 
 class LinkBody(BaseModel):
     alert_ids: list[str] = Field(min_length=1, max_length=1000)
-
-
-class FollowUpBody(BaseModel):
-    cause: Literal["sensor_fault", "real_emission", "ventilation", "calibration", "test", "other"]
-    measures: Text
 
 
 class LimitBody(BaseModel):
@@ -466,42 +462,5 @@ def _quote(name: str) -> str:
     return quote(name, safe="")
 
 
-@followup_router.get("/{alert_id}/follow-up")
-async def get_follow_up(
-    alert_id: str, principal: Viewer, store: Store, pool: Pool
-) -> dict[str, Any]:
-    await _alert_visible(store, principal, alert_id)
-    async with pool.acquire() as conn:
-        found = await followup.get(conn, alert_id)
-    if found is None:
-        raise Problem(404, "Not found", f"alert {alert_id} has no follow-up record")
-    return found.public()
-
-
-@followup_router.post("/{alert_id}/follow-up", status_code=201)
-async def post_follow_up(
-    alert_id: str, body: FollowUpBody, principal: Viewer, store: Store, pool: Pool
-) -> dict[str, Any]:
-    """超限报警追查: the on-site feedback of an alarm (operator); its time counts as the
-    time to feedback. One per alert: a second is a 409."""
-    if principal.role < Role.OPERATOR:
-        raise Problem(403, "Forbidden", "this needs the operator role")
-    await _alert_visible(store, principal, alert_id)
-    record = followup.FollowUp(alert_id, body.cause, body.measures, principal.name, store.now())
-    async with pool.acquire() as conn:
-        if not await followup.save(conn, record):
-            raise Problem(409, "Conflict", f"alert {alert_id} has a follow-up record already")
-    return record.public()
-
-
-async def _alert_visible(store: Store, principal: Principal, alert_id: str) -> None:
-    try:
-        alert, _ = await store.get(alert_id)
-    except NotFound:
-        raise Problem(404, "Not found", f"no alert {alert_id}") from None
-    if not principal.can_see(alert.enterprise):
-        raise Problem(404, "Not found", f"no alert {alert_id}")
-
-
 router.include_router(hazard_router)
-router.include_router(followup_router)
+router.include_router(followups.router)

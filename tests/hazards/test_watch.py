@@ -144,6 +144,12 @@ async def test_alerts_past_their_limits_are_pushed_up_the_ladder(
         transitions=False, escalations=True, who="admin", now=at(0),
     )  # fmt: skip
     admin = await bearer(pool, "admin", Role.ADMIN, "*")
+    r = await api.post("/api/v1/webhooks", headers=admin, json={
+        "url": "http://127.0.0.1:9/city-centre", "escalations": True, "transitions": False,
+        "tier": "city",
+    })  # fmt: skip
+    assert r.status_code == 201 and r.json()["tier"] == "city"
+    city_centre = r.json()["id"]
     r = await api.put(f"{H}/limits/red", json={"ack_s": 120, "feedback_s": 1800}, headers=admin)
     assert r.json() == {"subject": "red", "ack_s": 120.0, "feedback_s": 1800.0}
     viewer = await bearer(pool, "v", Role.VIEWER, "*")
@@ -174,6 +180,11 @@ async def test_alerts_past_their_limits_are_pushed_up_the_ladder(
     events = await escalation_events(pool, target.id)
     assert [e["reason"] for e in events if e["subject"].startswith("ent1/dev-17")] == [
         "ack_overdue", "ack_overdue", "feedback_overdue",
+    ]  # fmt: skip
+    # The city centre's target gets the pushes to the city level only.
+    city_events = await escalation_events(pool, city_centre)
+    assert [(e["data"]["device"], e["reason"], e["tier"]) for e in city_events] == [
+        ("dev-17", "ack_overdue", "city"), ("gd-9", "ack_overdue", "city"),
     ]  # fmt: skip
 
 

@@ -124,9 +124,6 @@ class Escalator:
         return Notice(alert.id, n, targets)
 
 
-TIERS = ("enterprise", "county", "city", "province")
-
-
 async def notices(pool: asyncpg.Pool, alert_id: str) -> list[dict[str, Any]]:
     """Unacknowledged notices, then tiered pushes past a time limit (`limit`: ack or
     feedback, `tier`: the jurisdiction level it went to), each in time order."""
@@ -145,7 +142,7 @@ async def notices(pool: asyncpg.Pool, alert_id: str) -> list[dict[str, Any]]:
         {**dict(r), "active_since": r["active_since"].isoformat(), "at": r["at"].isoformat()}
         for r in rows
     ] + [
-        {"limit": r["kind"], "tier": TIERS[r["tier"]], "at": r["at"].isoformat(),
+        {"limit": r["kind"], "tier": webhooks.TIERS[r["tier"]], "at": r["at"].isoformat(),
          "targets": r["targets"]}
         for r in tiered
     ]  # fmt: skip

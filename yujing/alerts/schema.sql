@@ -193,3 +193,7 @@ CREATE TABLE IF NOT EXISTS alert_follow_ups (
     recorded_by text NOT NULL,
     recorded_at timestamptz NOT NULL
 );
+
+-- The jurisdiction level an escalation target stands for (issue 9, tiered pushes): 1 county,
+-- 2 city, 3 province; a push to a level goes to the targets of that level. NULL: every push.
+ALTER TABLE webhook_subscriptions ADD COLUMN IF NOT EXISTS tier smallint;

@@ -25,6 +25,9 @@ from yujing.alerts.store import StoredChange
 from yujing.db import Conn
 from yujing.levels import Level
 
+# The jurisdiction ladder of tiered pushes (分级推送), by index.
+TIERS = ("enterprise", "county", "city", "province")
+
 
 @dataclass(frozen=True, slots=True)
 class Subscription:
@@ -38,6 +41,7 @@ class Subscription:
     created_by: str
     created_at: datetime
     deleted_at: datetime | None
+    tier: int | None = None  # an escalation target's jurisdiction level (TIERS); None: any
 
     def public(self) -> dict[str, Any]:
         """Without the secret: it is shown once, when the subscription is created."""
@@ -46,6 +50,7 @@ class Subscription:
             "min_level": self.min_level.word, "transitions": self.transitions,
             "escalations": self.escalations, "created_by": self.created_by,
             "created_at": self.created_at.isoformat(),
+            "tier": None if self.tier is None else TIERS[self.tier],
         }  # fmt: skip
 
     @classmethod
@@ -67,15 +72,16 @@ async def subscribe(
     who: str,
     now: datetime,
     secret: str | None = None,
+    tier: str | None = None,
 ) -> Subscription:
     secret = secret or "whsec_" + secrets.token_urlsafe(32)
     async with pool.acquire() as conn:
         row = await conn.fetchrow(
             "INSERT INTO webhook_subscriptions (id, url, secret, enterprises, min_level,"
-            " transitions, escalations, created_by, created_at)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING *",
+            " transitions, escalations, created_by, created_at, tier)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING *",
             f"wh-{ULID()}", url, secret, enterprises, int(min_level), transitions, escalations,
-            who, now,
+            who, now, None if tier is None else TIERS.index(tier),
         )  # fmt: skip
     return Subscription.from_row(row)
 
@@ -136,9 +142,11 @@ async def enqueue(
     """One pending delivery per matching subscription; returns how many were added.
 
     An event without a colour level (a hazard change) goes to every subscription of its
-    enterprise whatever its `min_level`: a level filter is about alerts."""
+    enterprise whatever its `min_level`: a level filter is about alerts. A tiered push (an
+    event with `tier`) goes to the escalation targets of that level and to those of none."""
     alert = event["data"]
     level = int(Level.parse(alert["level"])) if "level" in alert else None
+    tier = TIERS.index(event["tier"]) if escalation and "tier" in event else None
     wants = "s.escalations" if escalation else "s.transitions"
     status = await conn.execute(
         "INSERT INTO webhook_deliveries (subscription_id, event_id, event_type, seq, body,"
@@ -146,9 +154,10 @@ async def enqueue(
         " SELECT s.id, $1, $2, $3, $4, $5, $5 FROM webhook_subscriptions s"
         f" WHERE s.deleted_at IS NULL AND {wants} AND ($6::smallint IS NULL OR s.min_level <= $6)"
         " AND (s.enterprises IS NULL OR $7 = ANY(s.enterprises))"
+        " AND ($8::smallint IS NULL OR s.tier IS NULL OR s.tier = $8)"
         " ON CONFLICT (subscription_id, event_id) DO NOTHING",
         event["id"], event["type"], event["seq"], cloudevents.dumps(event), now,
-        level, alert["enterprise"],
+        level, alert["enterprise"], tier,
     )  # fmt: skip
     return int(status.rsplit(" ", 1)[-1])
 

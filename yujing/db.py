@@ -27,9 +27,12 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 
 
 async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    # JIT off: yujing's queries are short; on aggregate queries over the register the planner's
+    # cost estimates start LLVM compilation that took seconds (measured: bench/overview.py).
     pool = await asyncpg.create_pool(
-        url, min_size=min_size, max_size=max_size, init=_init_connection
-    )
+        url, min_size=min_size, max_size=max_size, init=_init_connection,
+        server_settings={"jit": "off"},
+    )  # fmt: skip
     assert pool is not None
     return pool
 

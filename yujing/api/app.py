@@ -31,6 +31,7 @@ from yujing.api.routes import (
 from yujing.api.stream import ChangeHub
 from yujing.config import Settings
 from yujing.ingest.bus import Bus
+from yujing.picture.presence import PresenceFigures
 
 Check = Callable[[], Awaitable[bool]]
 
@@ -50,6 +51,7 @@ def create_app(
     )
     app.state.settings, app.state.pool, app.state.bus = settings, pool, bus
     app.state.store, app.state.hub = store, hub
+    app.state.presence = PresenceFigures(pool, store.now)
     problems.install(app)
     for module in (alerts, rules, devices, enterprises, sites, deadletters, tokens, webhooks,
                    maintenance, picture, asyncapi, hazards):  # fmt: skip

@@ -12,6 +12,7 @@ from typing import Any
 from yujing.db import Conn
 from yujing.registry import divisions
 from yujing.registry.model import EnterpriseRecord
+from yujing.registry.sectors import SECTORS
 
 
 class UnknownPark(ValueError):
@@ -190,17 +191,19 @@ async def history(conn: Conn, enterprise: str) -> list[Any]:
 async def placement(
     conn: Conn, enterprise: str, device: str | None
 ) -> tuple[str | None, str | None, str | None]:
-    """Division, sector and installation of a new alert: the device's `sector` tag, else the
-    enterprise's main (first) sector; its `installation` tag."""
+    """Division, sector and installation of a new alert: the device's `sector` tag when it
+    names a sector of the vocabulary (packs also use coarser tags such as `coal`), else the
+    enterprise's main (first) sector; the device's `installation` tag."""
     row = await conn.fetchrow(
-        "SELECT e.division, coalesce(d.tags->>'sector', e.sectors[1]) AS sector,"
+        "SELECT e.division, e.sectors[1] AS main_sector, d.tags->>'sector' AS tagged,"
         " d.tags->>'installation' AS installation"
         " FROM (SELECT 1) one LEFT JOIN enterprises e ON e.id = $1"
         " LEFT JOIN devices d ON d.enterprise = $1 AND d.device = $2",
         enterprise, device,
     )  # fmt: skip
     assert row is not None
-    return row["division"], row["sector"], row["installation"]
+    sector = row["tagged"] if row["tagged"] in SECTORS else row["main_sector"]
+    return row["division"], sector, row["installation"]
 
 
 async def mark_seen(conn: Conn, seen: list[tuple[str, str, datetime]], arrived: datetime) -> None:

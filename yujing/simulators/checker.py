@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import secrets
 import time
 from collections import defaultdict
@@ -19,6 +20,7 @@ from typing import Any
 
 from yujing.simulators.api import SseEvent, YujingApi, sse_events
 from yujing.simulators.hazard_acts import run_acts
+from yujing.simulators.picture import judge_picture
 from yujing.simulators.publisher import Publisher, parse_mqtt_url
 from yujing.simulators.report import Observed, Report, judge_alerts, judge_deadletters
 from yujing.simulators.scenario import Scenario
@@ -45,9 +47,20 @@ class _Run:
     )  # (enterprise, device) -> [(event ts, publish wall time)], ts ascending per message
     events: list[SseEvent] = field(default_factory=list)
     published: int = 0
+    # For the picture: when each device last said something yujing takes as a report
+    # (accepted readings or events, an `online` status), and who said offline or fault.
+    last_report: dict[tuple[str, str], float] = field(default_factory=dict)
+    said_status: set[tuple[str, str]] = field(default_factory=set)
 
     def on_sent(self, msg: Message, wall: float) -> None:
         self.published += 1
+        who = (msg.enterprise, msg.device)
+        if msg.reason is None:
+            online = msg.note != "status" or json.loads(msg.payload).get("state") == "online"
+            if online:
+                self.last_report[who] = wall
+            else:
+                self.said_status.add(who)
         if msg.reason is None and msg.note != "status":
             log = self.sent[(msg.enterprise, msg.device)]
             for ts in msg.ts:
@@ -157,6 +170,7 @@ async def _check(
     say: Say,
     progress_every_s: float,
 ) -> Report:
+    await api.register_enterprises(scenario.fleet.registrations)
     n = await api.register(scenario.fleet.devices)
     changed = [s for s in scenario.fleet.sites if s.state != "operating"]
     await api.set_site_states(changed)
@@ -184,7 +198,9 @@ async def _check(
             progress.cancel()
         await _settle(run, scenario)
         letters = await _run_letters(api, since, scenario)
-        # The closed loop of hazards, after the alarms that feed it are in.
+        picture = await _check_picture(api, run, scenario)
+        # The closed loop of hazards, after the alarms that feed it are in (and after the
+        # picture is read: the acts close alerts).
         acts = await run_acts(api, scenario.hazards, say) if scenario.hazards else []
     finally:
         listener.cancel()
@@ -200,6 +216,7 @@ async def _check(
     for act in acts:
         report.hazards.append((act.name, act.history))
         report.hazard_failures += [f"{act.name}: {f}" for f in act.failures]
+    report.picture = picture
     resyncs = sum(1 for ev in run.events if ev.event == "resync")
     if resyncs:
         report.notes.append(
@@ -209,6 +226,26 @@ async def _check(
     if stats.reconnects:
         report.notes.append(f"the MQTT connection dropped {stats.reconnects} times")
     return report
+
+
+async def _check_picture(api: YujingApi, run: _Run, scenario: Scenario) -> list[str]:
+    """The overview against the ground truth; asked up to three times a second apart, since a
+    transition may be on its way while the overview is read."""
+    if not scenario.fleet.registrations:
+        return []
+    errors: list[str] = []
+    for attempt in range(3):
+        if attempt:
+            await asyncio.sleep(1.0)
+        items = await api.overview(scenario.fleet.enterprises)
+        now = time.time()
+        observed = [o for o in map(run.observe, run.events) if o is not None]
+        errors = judge_picture(
+            scenario.fleet, items, observed, run.last_report, run.said_status, now
+        )
+        if not errors:
+            return []
+    return errors
 
 
 async def _listen(api: YujingApi, run: _Run, ready: asyncio.Event, say: Say) -> None:

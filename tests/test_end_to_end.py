@@ -57,8 +57,12 @@ async def methane_incident(flow: Flow) -> None:
     for seq, ch4 in enumerate([1.2, 0.4, 0.3], start=6):
         await send(seq, ch4)
     await eventually(lambda: alert_of(flow, state="resolved"))
+    r = await flow.http.post(f"/api/v1/alerts/{red['id']}/close", json={"disposal": "已处置"})
+    assert r.status_code == 422, r.text  # a red hazard alarm needs its follow-up (超限报警追查)
+    follow_up = {"cause": "ventilation", "measures": "局部通风恢复, 瓦斯浓度正常后复电"}
     r = await flow.http.post(
-        f"/api/v1/alerts/{red['id']}/close", json={"disposal": "局部通风恢复, 瓦斯浓度正常后复电"}
+        f"/api/v1/alerts/{red['id']}/close",
+        json={"disposal": "局部通风恢复, 瓦斯浓度正常后复电", "follow_up": follow_up},
     )
     assert r.status_code == 200 and r.json()["state"] == "closed", r.text
 

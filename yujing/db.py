@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 # A connection, whether taken from a pool or opened alone.
 Conn = asyncpg.Connection | PoolConnectionProxy
 
-STAGES = ("ingest", "registry", "rules", "alerts", "api")
+STAGES = ("ingest", "registry", "rules", "alerts", "hazards", "api")
 MIGRATION_LOCK = 0x796A_0001  # advisory lock id: one migrator at a time across processes
 
 

@@ -34,6 +34,8 @@ from yujing.api.readiness import dependency_checks
 from yujing.api.server import server_config
 from yujing.api.stream import ChangeHub
 from yujing.config import Settings
+from yujing.hazards.settings import HazardSettings
+from yujing.hazards.watch import HazardWatch
 from yujing.ingest.bus import Bus, make_bus
 from yujing.ingest.registry import Registry
 from yujing.ingest.service import run_ingest
@@ -107,6 +109,8 @@ def stage_tasks(
             KafkaFeed(rt.bus), MqttFeed(host, port), WebhookFanout(rt.pool, utcnow),
         ]  # fmt: skip
         out.append(run_alerts(s, rt.bus, rt.pool, stop, publishers, utcnow))
+        # Hazards ride with the alerts stage: proposals, overdue hazards, tiered pushes.
+        out.append(HazardWatch(rt.pool, utcnow, HazardSettings()).run(stop))
     if "api" in stages:
         # The alarm figures on /metrics are refreshed by the alerts stage; an API process of
         # its own refreshes them itself, so every /metrics a scraper may hit carries them.

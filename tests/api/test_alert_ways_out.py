@@ -187,7 +187,9 @@ async def test_alarm_figures(
     await store.apply([change(100, Level.RED, N, ent="ent2")])
     clock.to(400)
     r = await client.post(
-        f"/api/v1/alerts/{slow.alert_id}/close", json={"disposal": "已处置"}, headers=op
+        f"/api/v1/alerts/{slow.alert_id}/close",
+        json={"disposal": "已处置", "follow_up": {"cause": "ventilation", "measures": "调风"}},
+        headers=op,
     )
     assert r.status_code == 200
     clock.to(86400 + 3600)  # a day and an hour later: the ent1 alarms are standing
@@ -208,6 +210,8 @@ async def test_alarm_figures(
     assert figures["top_devices"][0] == {"name": "ent1/d0", "alarms": 4}
     assert figures["time_to_ack_s"]["median"] == 60.0 and figures["time_to_ack_s"]["n"] == 1
     assert figures["time_to_close_s"]["max"] == 370.0
+    # the follow-up record (超限报警追查) came with the close: 370 s to on-site feedback
+    assert (figures["time_to_feedback_s"]["n"], figures["time_to_feedback_s"]["max"]) == (1, 370.0)
     ent2_only = (
         await client.get(
             "/api/v1/alerts/stats",

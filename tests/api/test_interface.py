@@ -24,6 +24,9 @@ DEVICE = {
     "points": {"ch4": {"unit": "%CH4", "interval_s": 15}},
 }
 
+# Closing an orange or red hazard alarm needs its follow-up record (超限报警追查, issue 9).
+FOLLOW_UP = {"cause": "real_emission", "measures": "通风稀释"}
+
 
 def now() -> datetime:
     return datetime(2025, 11, 23, 8, 0, tzinfo=UTC)
@@ -136,10 +139,12 @@ async def test_ack_without_body_and_the_words_of_close(
             to_level=0, ts=1_763_884_900_000, value=0.2, threshold=1.5,
         )
     ])  # fmt: skip
-    r = await client.post(f"/api/v1/alerts/{alert}/close", json={"disposal": "vented"},
+    r = await client.post(f"/api/v1/alerts/{alert}/close",
+                          json={"disposal": "vented", "follow_up": FOLLOW_UP},
                           headers=admin)  # fmt: skip
     assert r.status_code == 200 and r.json()["state"] == "closed"
-    r = await client.post(f"/api/v1/alerts/{alert}/close", json={"disposal": "again"},
+    r = await client.post(f"/api/v1/alerts/{alert}/close",
+                          json={"disposal": "again", "follow_up": FOLLOW_UP},
                           headers=admin)  # fmt: skip
     assert "already closed" in str(problem(r, 409)["detail"])
 
@@ -230,7 +235,11 @@ async def test_stats_never_average_a_negative_close_time(
     await store.apply([Transition(**common, from_level=0, to_level=4, ts=ahead)])  # type: ignore[arg-type]
     await store.apply([Transition(**common, from_level=4, to_level=0, ts=ahead + 60_000)])  # type: ignore[arg-type]
     alert = await pool.fetchval("SELECT id FROM alerts")
-    r = await client.post(f"/api/v1/alerts/{alert}/close", json={"disposal": "ok"}, headers=admin)
+    r = await client.post(
+        f"/api/v1/alerts/{alert}/close",
+        json={"disposal": "ok", "follow_up": FOLLOW_UP},
+        headers=admin,
+    )
     closed = r.json()
     assert closed["closed_at"] < closed["started_at"]  # two clocks, as documented
     period = {"since": "2025-11-23T00:00:00Z", "until": "2025-11-23T10:00:00Z"}

@@ -1,6 +1,7 @@
 """The AsyncAPI 3.0 document of yujing's message channels: what subscribers can rely on
-(`yj.alerts` on Kafka, `yj/alerts/{enterprise}/{level}` on MQTT, webhooks' payload) and the
-device topics and internal Kafka topics, whose formats are in docs/contracts.md."""
+(`yj.alerts` on Kafka, `yj/alerts/{enterprise}/{level}` and `yj/hazards/{enterprise}/{grade}`
+on MQTT, webhooks' payload) and the device topics and internal Kafka topics, whose formats
+are in docs/contracts.md. Hazard steps share `yj.alerts` and its `seq` with alerts."""
 
 from __future__ import annotations
 
@@ -12,6 +13,13 @@ LEVELS = ["blue", "yellow", "orange", "red"]
 TRANSITIONS = [
     "raised", "escalated", "deescalated", "acknowledged", "resolved", "reopened", "closed",
 ]  # fmt: skip
+# Kept equal to yujing.hazards.model (tests/hazards/test_docs.py checks it).
+HAZARD_STEPS = [
+    "reported", "proposed", "confirmed", "dismissed", "rectifying", "evidence_added",
+    "rectified", "sent_back", "signed_off", "listed", "linked", "escalated", "overdue",
+]  # fmt: skip
+HAZARD_STATES = ["reported", "confirmed", "rectifying", "rectified", "signed_off", "dismissed"]
+TIERS = ["enterprise", "county", "city", "province"]
 _TIME = {"type": ["string", "null"], "format": "date-time"}
 _TEXT = {"type": ["string", "null"]}
 
@@ -57,10 +65,66 @@ CLOUDEVENT_SCHEMA: dict[str, Any] = {
         "seq": {"type": "integer", "description": "global, in commit order"},
         "actor": {"type": "string"},
         "notify": {"type": "boolean", "description": "false: not pushed to people"},
-        "reason": {"const": "unacknowledged", "description": "escalation notices only"},
+        "reason": {
+            "enum": ["unacknowledged", "ack_overdue", "feedback_overdue"],
+            "description": "escalation notices only: unacknowledged past escalate_after_s, or"
+            " past the level's time to acknowledge / to on-site feedback (tiered push)",
+        },
         "notice": {"type": "integer", "description": "escalation notices only"},
+        "tier": {"enum": TIERS[1:], "description": "tiered pushes: the level pushed to"},
         "data": {"$ref": "#/components/schemas/Alert"},
     },
+}
+
+HAZARD_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "A hidden hazard (隐患) after a step; README \"Hazards\".",
+    "required": [
+        "id", "seq", "enterprise", "source", "grade", "category", "description", "state",
+        "reported_by", "reported_at", "changed_at", "alert_ids", "overdue", "escalated_tier",
+    ],
+    "properties": {
+        "id": {"type": "string"}, "seq": {"type": "integer"}, "enterprise": {"type": "string"},
+        "source": {"enum": ["alarm", "inspection", "self_check", "public_report"]},
+        "grade": {"enum": ["general", "major"]}, "category": {"type": "string"},
+        "description": {"type": "string"}, "state": {"enum": HAZARD_STATES},
+        "site": _TEXT, "device": _TEXT, "point": _TEXT, "installation": _TEXT,
+        "reported_by": {"type": "string"}, "reported_at": {"type": "string", "format": "date-time"},
+        "changed_at": {"type": "string", "format": "date-time"},
+        "confirmed_by": _TEXT, "confirmed_at": _TIME, "responsible_unit": _TEXT,
+        "responsible_person": _TEXT, "measures": _TEXT, "deadline": _TIME,
+        "rectifying_since": _TIME, "rectified_by": _TEXT, "rectified_at": _TIME,
+        "signed_off_by": _TEXT, "signed_off_at": _TIME, "reason": _TEXT,
+        "sent_back": {"type": "integer", "minimum": 0},
+        "listed_tier": {"enum": [*TIERS[1:], None]}, "listed_by": _TEXT, "listed_at": _TIME,
+        "listed_deadline": _TIME, "due": _TIME, "escalated_tier": {"enum": TIERS},
+        "overdue": {"type": "boolean"},
+        "alert_ids": {"type": "array", "items": {"type": "string"}},
+    },
+}  # fmt: skip
+
+HAZARD_CLOUDEVENT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["specversion", "id", "source", "type", "subject", "time", "seq", "data"],
+    "properties": {
+        **CLOUDEVENT_SCHEMA["properties"],
+        "id": {"type": "string", "description": "{hazard id}-{seq}: equal on redelivery"},
+        "type": {"enum": [f"cn.yujing.hazard.{t}" for t in HAZARD_STEPS]},
+        "subject": {"type": "string", "description": "the hazard id"},
+        "tier": {"enum": TIERS[1:], "description": "escalated steps: the level pushed to"},
+        "data": {"$ref": "#/components/schemas/Hazard"},
+    },
+}
+
+MQTT_HAZARD_SCHEMA: dict[str, Any] = {
+    "allOf": [
+        {"$ref": "#/components/schemas/Hazard"},
+        {
+            "type": "object",
+            "required": ["transition"],
+            "properties": {"transition": {"enum": HAZARD_STEPS}},
+        },
+    ]
 }
 
 MQTT_ALERT_SCHEMA: dict[str, Any] = {
@@ -106,6 +170,9 @@ def document(mqtt_host: str, kafka_host: str) -> dict[str, Any]:
                 "Alert": ALERT_SCHEMA,
                 "AlertCloudEvent": CLOUDEVENT_SCHEMA,
                 "MqttAlert": MQTT_ALERT_SCHEMA,
+                "Hazard": HAZARD_SCHEMA,
+                "HazardCloudEvent": HAZARD_CLOUDEVENT_SCHEMA,
+                "MqttHazard": MQTT_HAZARD_SCHEMA,
             },
         },
     }
@@ -116,11 +183,31 @@ def _channels() -> dict[str, Any]:
         "alertFeed": {
             "address": "yj.alerts",
             "description": "Every alert transition, CloudEvents 1.0 structured JSON, keyed by "
-            "alert key; a reader from offset 0 rebuilds the alert table.",
+            "alert key; a reader from offset 0 rebuilds the alert table. Hazard steps are on "
+            "the same feed and seq, keyed by hazard id (type cn.yujing.hazard.<step>).",
             "servers": [{"$ref": "#/servers/kafka"}],
-            "messages": {"alertTransition": {
-                "name": "alertTransition", "contentType": "application/cloudevents+json",
-                "payload": {"$ref": "#/components/schemas/AlertCloudEvent"},
+            "messages": {
+                "alertTransition": {
+                    "name": "alertTransition", "contentType": "application/cloudevents+json",
+                    "payload": {"$ref": "#/components/schemas/AlertCloudEvent"},
+                },
+                "hazardStep": {
+                    "name": "hazardStep", "contentType": "application/cloudevents+json",
+                    "payload": {"$ref": "#/components/schemas/HazardCloudEvent"},
+                },
+            },
+        },
+        "hazardsMqtt": {
+            "address": "yj/hazards/{enterprise}/{grade}",
+            "description": "Every hazard step, QoS 1, the hazard JSON with its transition.",
+            "servers": [{"$ref": "#/servers/mqtt"}],
+            "parameters": {
+                "enterprise": {"description": "enterprise identifier"},
+                "grade": {"enum": ["general", "major"], "description": "the hazard's grade"},
+            },
+            "messages": {"hazardStep": {
+                "name": "hazardStep", "contentType": "application/json",
+                "payload": {"$ref": "#/components/schemas/MqttHazard"},
             }},
         },
         "alertsMqtt": {
@@ -166,6 +253,10 @@ def _operations() -> dict[str, Any]:
                                "yujing sends every stored alert transition"),
         "publishAlertsMqtt": op("send", "alertsMqtt", "alertTransition",
                                 "yujing sends transitions people should hear of"),
+        "publishHazardFeed": op("send", "alertFeed", "hazardStep",
+                                "yujing sends every hazard step on the alert feed"),
+        "publishHazardsMqtt": op("send", "hazardsMqtt", "hazardStep",
+                                 "yujing sends every hazard step"),
         "receiveTelemetry": op("receive", "telemetry", "record", "devices send readings"),
         "receiveEvents": op("receive", "deviceEvents", "record", "devices send events"),
         "receiveStatus": op("receive", "deviceStatus", "record", "devices send state"),

@@ -1,4 +1,7 @@
-"""Alert changes as CloudEvents 1.0 structured JSON (the public `yj.alerts` feed)."""
+"""Alert changes as CloudEvents 1.0 structured JSON (the public `yj.alerts` feed).
+
+Other records on the same feed (hazards) use the same envelope with their own type prefix,
+`cn.yujing.<record>.<step>`, and their id as `subject`."""
 
 from __future__ import annotations
 
@@ -11,6 +14,10 @@ SPEC_VERSION = "1.0"
 TYPE_PREFIX = "cn.yujing.alert."
 
 
+def type_prefix(record: str) -> str:
+    return f"cn.yujing.{record}."
+
+
 def to_cloudevent(change: StoredChange) -> dict[str, Any]:
     alert = change.alert
     return {
@@ -18,8 +25,8 @@ def to_cloudevent(change: StoredChange) -> dict[str, Any]:
         # Deterministic, so a subscriber can drop a redelivered event by id.
         "id": f"{change.alert_id}-{change.seq}",
         "source": f"/yujing/enterprises/{alert['enterprise']}",
-        "type": TYPE_PREFIX + change.transition,
-        "subject": alert["key"],
+        "type": type_prefix(change.record) + change.transition,
+        "subject": change.key,
         "time": change.at.isoformat(),
         "datacontenttype": "application/json",
         "seq": change.seq,

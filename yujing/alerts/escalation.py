@@ -125,13 +125,24 @@ class Escalator:
 
 
 async def notices(pool: asyncpg.Pool, alert_id: str) -> list[dict[str, Any]]:
+    """Unacknowledged notices, then tiered pushes past a time limit (`limit`: ack or
+    feedback, `tier`: the jurisdiction level it went to), each in time order."""
     async with pool.acquire() as conn:
         rows = await conn.fetch(
             "SELECT active_since, n, at, level, targets FROM alert_escalations"
             " WHERE alert_id = $1 ORDER BY at",
             alert_id,
         )
+        tiered = await conn.fetch(
+            "SELECT kind, tier, at, targets FROM alert_tier_notices WHERE alert_id = $1"
+            " ORDER BY at, tier",
+            alert_id,
+        )
     return [
         {**dict(r), "active_since": r["active_since"].isoformat(), "at": r["at"].isoformat()}
         for r in rows
-    ]
+    ] + [
+        {"limit": r["kind"], "tier": webhooks.TIERS[r["tier"]], "at": r["at"].isoformat(),
+         "targets": r["targets"]}
+        for r in tiered
+    ]  # fmt: skip

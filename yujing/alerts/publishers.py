@@ -44,7 +44,7 @@ class KafkaFeed:
         self._bus = bus
 
     async def publish(self, changes: Sequence[StoredChange]) -> None:
-        records = [(c.alert["key"].encode(), cloudevents.encode(c)) for c in changes]
+        records = [(c.key.encode(), cloudevents.encode(c)) for c in changes]
         try:
             await self._bus.publish(Topics.ALERTS, records)
         except Exception as exc:
@@ -55,7 +55,8 @@ class KafkaFeed:
 
 
 class MqttFeed:
-    """`yj/alerts/{enterprise}/{level}`, QoS 1, the alert JSON as payload.
+    """`yj/alerts/{enterprise}/{level}`, QoS 1, the alert JSON as payload; hazard changes go
+    to `yj/hazards/{enterprise}/{grade}` the same way.
 
     A feed for people: changes that are not to be pushed to people (suppressed by a
     maintenance window, unreliable sensor, chattering after its first notice) are skipped;
@@ -83,7 +84,7 @@ class MqttFeed:
             for c in changes:
                 if not c.notify:
                     continue
-                topic = f"yj/alerts/{c.alert['enterprise']}/{c.alert['level']}"
+                topic = _topic(c)
                 body = {"seq": c.seq, "transition": c.transition, **c.alert}
                 await client.publish(topic, json.dumps(body, ensure_ascii=False), qos=1)
         except aiomqtt.MqttError as exc:
@@ -95,3 +96,9 @@ class MqttFeed:
             client, self._client = self._client, None
             with contextlib.suppress(aiomqtt.MqttError):
                 await client.__aexit__(None, None, None)
+
+
+def _topic(c: StoredChange) -> str:
+    if c.record == "hazard":
+        return f"yj/hazards/{c.alert['enterprise']}/{c.alert['grade']}"
+    return f"yj/alerts/{c.alert['enterprise']}/{c.alert['level']}"

@@ -154,3 +154,46 @@ ALTER TABLE alerts ADD COLUMN IF NOT EXISTS division text;
 ALTER TABLE alerts ADD COLUMN IF NOT EXISTS sector text;
 ALTER TABLE alerts ADD COLUMN IF NOT EXISTS installation text;
 CREATE INDEX IF NOT EXISTS alerts_division_started ON alerts (division text_pattern_ops, started_at);
+
+-- Changes of other records on the alert change feed (hazards, issue 9): they take their
+-- `seq` from alert_seq under the same lock, so SSE, MQTT, webhooks and yj.alerts carry them
+-- in one order with the alert transitions. `data` is the record's JSON after the change.
+CREATE TABLE IF NOT EXISTS feed_changes (
+    seq         bigint PRIMARY KEY,
+    record      text NOT NULL,
+    record_id   text NOT NULL,
+    transition  text NOT NULL,
+    at          timestamptz NOT NULL,
+    actor       text NOT NULL,
+    note        text,
+    data        jsonb NOT NULL,
+    notify      boolean NOT NULL DEFAULT true
+);
+CREATE INDEX IF NOT EXISTS feed_changes_record ON feed_changes (record, record_id, seq);
+
+-- Tiered pushes (分级推送, issue 9) of alerts past their time limits (yujing/hazards/limits.py):
+-- one row per alert, limit (to acknowledge, to on-site feedback) and jurisdiction level
+-- reached (1 county, 2 city, 3 province).
+CREATE TABLE IF NOT EXISTS alert_tier_notices (
+    alert_id    text NOT NULL REFERENCES alerts (id),
+    kind        text NOT NULL CHECK (kind IN ('ack', 'feedback')),
+    tier        smallint NOT NULL,
+    at          timestamptz NOT NULL,
+    targets     integer NOT NULL,
+    PRIMARY KEY (alert_id, kind, tier)
+);
+
+-- 超限报警追查 (issue 9): the follow-up record of an alarm, one per alert; closing an orange or
+-- red alert of a hazard rule needs one (yujing/hazards/followup.py).
+CREATE TABLE IF NOT EXISTS alert_follow_ups (
+    alert_id    text PRIMARY KEY REFERENCES alerts (id),
+    cause       text NOT NULL CHECK (cause IN ('sensor_fault', 'real_emission', 'ventilation',
+                                               'calibration', 'test', 'other')),
+    measures    text NOT NULL,
+    recorded_by text NOT NULL,
+    recorded_at timestamptz NOT NULL
+);
+
+-- The jurisdiction level an escalation target stands for (issue 9, tiered pushes): 1 county,
+-- 2 city, 3 province; a push to a level goes to the targets of that level. NULL: every push.
+ALTER TABLE webhook_subscriptions ADD COLUMN IF NOT EXISTS tier smallint;

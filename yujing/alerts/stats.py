@@ -7,7 +7,8 @@
 - standing alarms: open (active or acknowledged) for more than 24 h;
 - chattering alarms: open alerts marked chattering (marks.py);
 - the ten noisiest rules and devices;
-- time to acknowledge (from becoming active) and to close (from start), in seconds.
+- time to acknowledge (from becoming active) and to close (from start), in seconds;
+- time to on-site feedback: from start to the follow-up record (超限报警追查), in seconds.
 
 The same figures go to `/metrics`, refreshed by `StatsRefresher` in the alerts stage.
 """
@@ -57,6 +58,7 @@ async def figures(
         ),
         "time_to_ack_s": await _durations(conn, _ACK_DELAYS, *period),
         "time_to_close_s": await _durations(conn, _CLOSE_DELAYS, *period),
+        "time_to_feedback_s": await _durations(conn, _FEEDBACK_DELAYS, *period),
     }
 
 
@@ -121,6 +123,13 @@ _ACK_DELAYS = (
 _CLOSE_DELAYS = (
     "SELECT extract(epoch FROM t.at - (t.alert->>'started_at')::timestamptz) AS s"
     " FROM alert_transitions t WHERE t.transition = 'closed'"
+)
+
+# Follow-ups in the period, by when they were recorded, shaped like the rows above.
+_FEEDBACK_DELAYS = (
+    "SELECT extract(epoch FROM t.at - t.started_at) AS s FROM (SELECT f.recorded_at AS at,"
+    " a.started_at, jsonb_build_object('enterprise', a.enterprise) AS alert"
+    " FROM alert_follow_ups f JOIN alerts a ON a.id = f.alert_id) t WHERE true"
 )
 
 

@@ -48,6 +48,14 @@ class StoredChange:
     note: str | None
     alert: dict[str, Any]
     notify: bool = True  # pushed to people (MQTT, webhooks)? See marks.py.
+    # What kind of record changed: "alert", or another record on the same feed ("hazard",
+    # stored in `feed_changes`); `alert_id` and `alert` then hold that record's id and JSON.
+    record: str = "alert"
+
+    @property
+    def key(self) -> str:
+        """The feed key (Kafka): the alert key, or the other record's id."""
+        return str(self.alert["key"]) if self.record == "alert" else self.alert_id
 
     def public(self) -> dict[str, Any]:
         return {
@@ -57,14 +65,14 @@ class StoredChange:
             "actor": self.actor,
             "note": self.note,
             "notify": self.notify,
-            "alert": self.alert,
+            self.record: self.alert,
         }
 
     @classmethod
     def from_row(cls, row: Any) -> StoredChange:
         return cls(
             row["seq"], row["alert_id"], row["transition"], row["at"], row["actor"],
-            row["note"], row["alert"], row["notify"],
+            row["note"], row["alert"], row["notify"], row.get("record", "alert"),
         )  # fmt: skip
 
 
@@ -119,6 +127,16 @@ _INSERT_ALERT = (
     "ON CONFLICT (id) DO UPDATE SET "
     + ", ".join(f"{c} = EXCLUDED.{c}" for c in COLUMNS if c != "id")
 )
+
+
+_CHANGES_SINCE = """
+(SELECT seq, alert_id, transition, at, actor, note, alert, notify, 'alert' AS record
+ FROM alert_transitions WHERE seq > $1 ORDER BY seq LIMIT $2)
+UNION ALL
+(SELECT seq, record_id, transition, at, actor, note, data, notify, record
+ FROM feed_changes WHERE seq > $1 ORDER BY seq LIMIT $2)
+ORDER BY seq LIMIT $2
+"""
 
 
 class AlertStore:
@@ -251,10 +269,9 @@ class AlertStore:
         return [Alert.from_row(r) for r in rows]
 
     async def changes_since(self, seq: int, limit: int = 500) -> list[StoredChange]:
+        """Every record's changes on the feed (alerts, and `feed_changes`: hazards), by seq."""
         async with self._pool.acquire() as conn:
-            rows = await conn.fetch(
-                "SELECT * FROM alert_transitions WHERE seq > $1 ORDER BY seq LIMIT $2", seq, limit
-            )
+            rows = await conn.fetch(_CHANGES_SINCE, seq, limit)
         return [StoredChange.from_row(r) for r in rows]
 
     async def latest_changes(
@@ -282,7 +299,12 @@ class AlertStore:
 
     async def last_seq(self) -> int:
         async with self._pool.acquire() as conn:
-            return int(await conn.fetchval("SELECT coalesce(max(seq), 0) FROM alert_transitions"))
+            return int(
+                await conn.fetchval(
+                    "SELECT greatest((SELECT coalesce(max(seq), 0) FROM alert_transitions),"
+                    " (SELECT coalesce(max(seq), 0) FROM feed_changes))"
+                )
+            )
 
 
 def _column(alert: Alert, name: str) -> Any:

@@ -89,6 +89,10 @@ async def seal_plaintext(pool: asyncpg.Pool, box: SecretBox) -> int:
     return len(rows)
 
 
+# The jurisdiction ladder of tiered pushes (分级推送), by index.
+TIERS = ("enterprise", "county", "city", "province")
+
+
 @dataclass(frozen=True, slots=True)
 class Subscription:
     id: str
@@ -101,6 +105,7 @@ class Subscription:
     created_by: str
     created_at: datetime
     deleted_at: datetime | None
+    tier: int | None = None  # an escalation target's jurisdiction level (TIERS); None: any
 
     def public(self) -> dict[str, Any]:
         """Without the secret: it is shown once, when the subscription is created."""
@@ -110,6 +115,7 @@ class Subscription:
             "min_level": self.min_level.word, "transitions": self.transitions,
             "escalations": self.escalations, "created_by": self.created_by,
             "created_at": self.created_at.isoformat(),
+            "tier": None if self.tier is None else TIERS[self.tier],
         }  # fmt: skip
 
     @classmethod
@@ -131,6 +137,7 @@ async def subscribe(
     who: str,
     now: datetime,
     secret: str | None = None,
+    tier: str | None = None,
     box: SecretBox | None = None,
 ) -> Subscription:
     """A new subscription; the returned record carries the secret in clear (shown once)."""
@@ -139,10 +146,10 @@ async def subscribe(
     async with pool.acquire() as conn:
         row = await conn.fetchrow(
             "INSERT INTO webhook_subscriptions (id, url, secret, enterprises, min_level,"
-            " transitions, escalations, created_by, created_at)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING *",
+            " transitions, escalations, created_by, created_at, tier)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING *",
             f"wh-{ULID()}", url, box.seal(secret), enterprises, int(min_level), transitions,
-            escalations, who, now,
+            escalations, who, now, None if tier is None else TIERS.index(tier),
         )  # fmt: skip
     return replace(Subscription.from_row(row), secret=secret)
 
@@ -200,18 +207,25 @@ async def enqueue(
     escalation: bool,
     now: datetime,
 ) -> int:
-    """One pending delivery per matching subscription; returns how many were added."""
+    """One pending delivery per matching subscription; returns how many were added.
+
+    An event without a colour level (a hazard change) goes to every subscription of its
+    enterprise whatever its `min_level`: a level filter is about alerts. A tiered push (an
+    event with `tier`) goes to the escalation targets of that level and to those of none."""
     alert = event["data"]
+    level = int(Level.parse(alert["level"])) if "level" in alert else None
+    tier = TIERS.index(event["tier"]) if escalation and "tier" in event else None
     wants = "s.escalations" if escalation else "s.transitions"
     status = await conn.execute(
         "INSERT INTO webhook_deliveries (subscription_id, event_id, event_type, seq, body,"
         " next_attempt_at, created_at)"
         " SELECT s.id, $1, $2, $3, $4, $5, $5 FROM webhook_subscriptions s"
-        f" WHERE s.deleted_at IS NULL AND {wants} AND s.min_level <= $6"
+        f" WHERE s.deleted_at IS NULL AND {wants} AND ($6::smallint IS NULL OR s.min_level <= $6)"
         " AND (s.enterprises IS NULL OR $7 = ANY(s.enterprises))"
+        " AND ($8::smallint IS NULL OR s.tier IS NULL OR s.tier = $8)"
         " ON CONFLICT (subscription_id, event_id) DO NOTHING",
         event["id"], event["type"], event["seq"], cloudevents.dumps(event), now,
-        int(Level.parse(alert["level"])), alert["enterprise"],
+        level, alert["enterprise"], tier,
     )  # fmt: skip
     return int(status.rsplit(" ", 1)[-1])
 

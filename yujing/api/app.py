@@ -24,6 +24,7 @@ from yujing.api.routes import (
     device_batches,
     devices,
     enterprises,
+    hazards,
     maintenance,
     picture,
     rules,
@@ -60,7 +61,7 @@ def create_app(
     problems.install(app)
     limits.install(app, settings.http_max_body_bytes)
     for module in (alerts, rules, device_batches, devices, enterprises, sites, deadletters,
-                   tokens, webhooks, maintenance, picture, asyncapi):  # fmt: skip
+                   tokens, webhooks, maintenance, picture, asyncapi, hazards):  # fmt: skip
         # One mechanism for every route: a query parameter it does not declare is refused.
         app.include_router(module.router, prefix="/api/v1", dependencies=[Depends(known_query)])
 

@@ -1,6 +1,12 @@
-"""Bearer tokens with a role (viewer < operator < admin) and a jurisdiction scope: divisions,
-sectors, parks and enterprises (yujing/registry/scope.py), resolved at each request into the
-enterprise ids the caller may see."""
+"""Bearer tokens with a role (viewer < supervisor < operator < admin) and a jurisdiction
+scope: divisions, sectors, parks and enterprises (yujing/registry/scope.py), resolved at each
+request into the enterprise ids the caller may see.
+
+`supervisor` (监管部门) reads what its scope covers and takes the review steps of hazards
+(sign-off, send back, listed supervision); it does not act on alerts or configuration. The
+order only says who may do the generic things (read, operate, administer); hazard steps
+check the role itself (yujing/hazards/lifecycle.py), so an operator's higher rank never
+lets them sign off."""
 
 from __future__ import annotations
 
@@ -16,8 +22,9 @@ from yujing.registry.scope import GLOBAL, Scope, resolve
 
 class Role(IntEnum):
     VIEWER = 1
-    OPERATOR = 2
-    ADMIN = 3
+    SUPERVISOR = 2
+    OPERATOR = 3
+    ADMIN = 4
 
 
 @dataclass(frozen=True, slots=True)

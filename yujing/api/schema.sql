@@ -2,7 +2,7 @@
 CREATE TABLE IF NOT EXISTS api_tokens (
     token_sha256 text PRIMARY KEY,
     name         text NOT NULL,
-    role         text NOT NULL CHECK (role IN ('viewer', 'operator', 'admin')),
+    role         text NOT NULL CHECK (role IN ('viewer', 'supervisor', 'operator', 'admin')),
     enterprises  text[] NOT NULL,  -- '{*}' = every enterprise
     created_at   timestamptz NOT NULL DEFAULT now(),
     revoked_at   timestamptz
@@ -12,3 +12,8 @@ CREATE TABLE IF NOT EXISTS api_tokens (
 ALTER TABLE api_tokens ADD COLUMN IF NOT EXISTS divisions text[] NOT NULL DEFAULT '{*}';
 ALTER TABLE api_tokens ADD COLUMN IF NOT EXISTS sectors text[] NOT NULL DEFAULT '{*}';
 ALTER TABLE api_tokens ADD COLUMN IF NOT EXISTS parks text[] NOT NULL DEFAULT '{*}';
+
+-- The supervisor role (issue 9): the CHECK of older databases is replaced, idempotently.
+ALTER TABLE api_tokens DROP CONSTRAINT IF EXISTS api_tokens_role_check;
+ALTER TABLE api_tokens ADD CONSTRAINT api_tokens_role_check
+    CHECK (role IN ('viewer', 'supervisor', 'operator', 'admin'));

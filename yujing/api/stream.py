@@ -75,9 +75,18 @@ class ChangeHub:
                 self.seq = change.seq
 
     async def subscribe(
-        self, accept: Callable[[StoredChange], bool], last_event_id: int | None, heartbeat_s: float
+        self,
+        accept: Callable[[StoredChange], bool],
+        last_event_id: int | None,
+        heartbeat_s: float,
+        record: str = "alert",
     ) -> AsyncIterator[str]:
-        sub = Subscriber(accept, asyncio.Queue(self.queue_size))
+        """Changes of one kind of record (alerts, or hazards) that `accept` lets through."""
+
+        def of_record(change: StoredChange) -> bool:
+            return change.record == record and accept(change)
+
+        sub = Subscriber(of_record, asyncio.Queue(self.queue_size))
         self._subscribers.add(sub)
         try:
             sent = last_event_id if last_event_id is not None else self.seq
@@ -85,7 +94,7 @@ class ChangeHub:
                 while True:
                     backlog = await self.store.changes_since(sent, limit=500)
                     for change in backlog:
-                        if accept(change):
+                        if of_record(change):
                             yield _frame(change)
                         sent = change.seq
                     if len(backlog) < 500:

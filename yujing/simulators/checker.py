@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from yujing.simulators.api import SseEvent, YujingApi, sse_events
+from yujing.simulators.hazard_acts import run_acts
 from yujing.simulators.picture import judge_map, judge_picture, judge_statistics
 from yujing.simulators.publisher import Publisher, parse_mqtt_url
 from yujing.simulators.report import Observed, Report, judge_alerts, judge_deadletters
@@ -206,6 +207,9 @@ async def _check(
         await _settle(run, scenario)
         letters = await _run_letters(api, since, scenario)
         picture = await _check_picture(api, run, scenario)
+        # The closed loop of hazards, after the alarms that feed it are in (and after the
+        # picture is read: the acts close alerts).
+        acts = await run_acts(api, scenario.hazards, say) if scenario.hazards else []
     finally:
         listener.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -217,6 +221,9 @@ async def _check(
     report.transitions = len(observed)
     judge_alerts(report, scenario.truth, observed)
     judge_deadletters(report, scenario.truth, letters)
+    for act in acts:
+        report.hazards.append((act.name, act.history))
+        report.hazard_failures += [f"{act.name}: {f}" for f in act.failures]
     report.picture = picture
     resyncs = sum(1 for ev in run.events if ev.event == "resync")
     if resyncs:

@@ -69,10 +69,19 @@ class Report:
     wall_s: float = 0.0
     speed: float = 1.0
     notes: list[str] = field(default_factory=list)
+    # The scenario's hazard acts: per act, its history, and what differed from the truth.
+    hazards: list[tuple[str, list[str]]] = field(default_factory=list)
+    hazard_failures: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not (self.misses or self.false_alerts or self.wrong_deadletters or self.picture)
+        return not (
+            self.misses
+            or self.false_alerts
+            or self.wrong_deadletters
+            or self.picture
+            or self.hazard_failures
+        )
 
     @property
     def latencies(self) -> list[float]:
@@ -116,6 +125,8 @@ class Report:
                 f"  latency publish → SSE: p50 {percentile(lats, 50) * 1000:.0f} ms, "
                 f"p99 {percentile(lats, 99) * 1000:.0f} ms (n={len(lats)})"
             )
+        lines += [f"  hazard {name}: {' → '.join(steps)}" for name, steps in self.hazards]
+        lines += [f"  HAZARD {f}" for f in self.hazard_failures]
         lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
 

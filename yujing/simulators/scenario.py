@@ -15,6 +15,7 @@ import yaml
 
 from yujing.levels import Level
 from yujing.simulators.fleet import Fleet, FleetError, parse_fleet
+from yujing.simulators.hazard_acts import HazardAct, parse_acts
 from yujing.simulators.incidents import Plan, compile_plan
 from yujing.simulators.timeline import Timeline
 
@@ -107,6 +108,7 @@ class Scenario:
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
     local_start_ms: int = 0  # `local_start: "HH:MM"`: local time of day at t = 0
     declared_max_speed: float | None = None  # `max_speed:` in the file; None: any speed
+    hazards: tuple[HazardAct, ...] = ()  # `hazards:`, the closed loop's acts (hazard_acts.py)
 
     @property
     def clock_bound(self) -> bool:
@@ -197,6 +199,7 @@ def parse_scenario(raw: dict[str, Any], *, seed: int | None = None) -> Scenario:
         raw=raw,
         local_start_ms=_local_start(raw.get("local_start", "00:00")),
         declared_max_speed=_max_speed(raw.get("max_speed")),
+        hazards=parse_acts(list(raw.get("hazards") or []), list(fleet.enterprises)),
     )
 
 

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
@@ -12,12 +12,14 @@ from pydantic import BaseModel, Field, field_validator
 
 from yujing.alerts import cap, escalation, stats
 from yujing.alerts.lifecycle import LifecycleError
+from yujing.alerts.model import AlertState
 from yujing.alerts.store import AlertQuery, NotFound, StoredChange
 from yujing.api.auth import Principal
 from yujing.api.deps import Operator, Pool, SettingsDep, Store, Viewer
 from yujing.api.problems import Problem
 from yujing.api.query import Instant, check_range
 from yujing.api.schemas import AlarmStats, AlertDetail, AlertPage, AlertPublic
+from yujing.hazards import followup
 from yujing.levels import Level
 from yujing.registry import divisions
 
@@ -31,8 +33,18 @@ class AckBody(BaseModel):
     note: str | None = Field(default=None, max_length=2000)
 
 
+class FollowUpBody(BaseModel):
+    cause: Literal["sensor_fault", "real_emission", "ventilation", "calibration", "test", "other"]
+    measures: str = Field(min_length=1, max_length=4000)
+
+
 class CloseBody(BaseModel):
     disposal: str = Field(min_length=1, max_length=4000, description="处置记录: what was done")
+    follow_up: FollowUpBody | None = Field(
+        default=None,
+        description="超限报警追查; needed for an orange or red alert of a hazard rule unless"
+        " recorded before with POST /alerts/{id}/follow-up",
+    )
 
     @field_validator("disposal")
     @classmethod
@@ -257,8 +269,24 @@ async def acknowledge(
 
 @router.post("/{alert_id}/close", response_model=AlertPublic)
 async def close(
-    alert_id: str, body: CloseBody, principal: Operator, store: Store
+    alert_id: str, body: CloseBody, principal: Operator, store: Store, pool: Pool
 ) -> dict[str, Any]:
+    alert, _ = await _visible(store, principal, alert_id)
+    if alert.state is AlertState.RESOLVED and followup.needed(alert):
+        # 超限报警追查: an orange or red hazard alarm is closed only with a follow-up record.
+        async with pool.acquire() as conn:
+            if body.follow_up is not None:
+                f = body.follow_up
+                record = followup.FollowUp(
+                    alert_id, f.cause, f.measures, principal.name, store.now()
+                )
+                await followup.save(conn, record)
+            elif await followup.get(conn, alert_id) is None:
+                raise Problem(
+                    422, "Invalid request",
+                    "closing an orange or red alarm needs a follow-up record (超限报警追查):"
+                    " send follow_up {cause, measures}",
+                )  # fmt: skip
     try:
         change = await store.close(alert_id, principal.name, body.disposal, principal.can_see)
     except NotFound:

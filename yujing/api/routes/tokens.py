@@ -30,7 +30,7 @@ class TokenCreate(BaseModel):
     enterprise is in scope when it satisfies all of them (yujing/registry/scope.py)."""
 
     name: str = Field(min_length=1, max_length=100)
-    role: Literal["viewer", "operator", "admin"]
+    role: Literal["viewer", "supervisor", "operator", "admin"]
     enterprises: list[str] = Field(min_length=1, description='enterprise ids, or ["*"]')
     divisions: list[str] = Field(
         default=["*"], min_length=1, description="GB/T 2260 codes; a city covers its counties"

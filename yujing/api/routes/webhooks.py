@@ -30,6 +30,11 @@ class WebhookCreate(BaseModel):
     min_level: Literal["blue", "yellow", "orange", "red"] = "blue"
     transitions: bool = True
     escalations: bool = Field(default=False, description="an escalation target")
+    tier: Literal["county", "city", "province"] | None = Field(
+        default=None,
+        description="the jurisdiction level this escalation target stands for: it gets the"
+        " tiered pushes (past a time limit) to that level; none: every push",
+    )
 
     @field_validator("enterprises")
     @classmethod
@@ -65,6 +70,7 @@ async def create(body: WebhookCreate, principal: Admin, pool: Pool, store: Store
         pool, url=body.url, enterprises=enterprises, min_level=Level.parse(body.min_level),
         transitions=body.transitions, escalations=body.escalations, who=principal.name,
         now=store.now(), secret=body.secret, box=SecretBox.from_settings(store.settings),
+        tier=body.tier,
     )  # fmt: skip
     return {**sub.public(), "secret": sub.secret}
 

@@ -140,9 +140,14 @@ async def test_standing_risk_grade_is_set_by_a_supervising_role_with_reason(
     grade = {"grade": "orange", "reason": "重大危险源二级，近期两次报警"}
     r = await client.put("/api/v1/enterprises/e1/risk-grade", json=grade, headers=operator)
     assert r.status_code == 403
-    r = await client.put("/api/v1/enterprises/e1/risk-grade", json=grade, headers=admin)
+    supervisor = await bearer(pool, Role.SUPERVISOR, divisions=[WUZHONG])
+    r = await client.put("/api/v1/enterprises/e1/risk-grade", json=grade, headers=supervisor)
     assert r.status_code == 200 and r.json()["risk_grade"] == "orange"
+    assert r.json()["risk_grade_by"] == "someone"
     assert r.json()["risk_grade_reason"] == grade["reason"]
+    elsewhere = await bearer(pool, Role.SUPERVISOR, divisions=[XIANGCHENG])
+    r2 = await client.put("/api/v1/enterprises/e1/risk-grade", json=grade, headers=elsewhere)
+    assert r2.status_code == 404
     history = (await client.get("/api/v1/enterprises/e1/history", headers=admin)).json()
     assert history[-1]["field"] == "risk_grade" and history[-1]["new_value"] == "orange"
 

@@ -113,6 +113,7 @@ async def test_overview_figures_in_a_county(client: httpx.AsyncClient, pool: asy
     [item] = body["items"]
     assert item["enterprise"] == "wz" and item["colour"] == "red"
     assert item["active"] == {"red": 1, "orange": 0, "yellow": 0, "blue": 0}
+    assert item["hazards"] == {"open": 0, "major": 0, "overdue": 0}
     # reported 5 minutes ago, interval 10 s: connected but not online
     assert (item["devices"], item["online"], item["connected"]) == (1, 0, 1)
     assert body["totals"]["all"]["connection_rate"] == 1.0

@@ -1,7 +1,7 @@
 """一张表: for every enterprise in scope, its colour now (the highest level among its active,
 unsuppressed hazard alerts; device-health alerts counted apart), standing risk grade, active
-alerts by level, and online figures (presence.py) — sorted by risk; totals per division
-and sector."""
+alerts by level, open hazards (all, major, overdue) and online figures (presence.py) —
+sorted by risk; totals per division and sector."""
 
 from __future__ import annotations
 
@@ -22,7 +22,9 @@ SELECT e.id, e.name, e.division, e.park, e.sectors, e.state, e.supervision_class
     e.lon, e.lat, e.risk_grade, act.colour,
     coalesce(act.red, 0) AS red, coalesce(act.orange, 0) AS orange,
     coalesce(act.yellow, 0) AS yellow, coalesce(act.blue, 0) AS blue,
-    coalesce(act.health_active, 0) AS health_active, coalesce(act.suppressed, 0) AS suppressed
+    coalesce(act.health_active, 0) AS health_active, coalesce(act.suppressed, 0) AS suppressed,
+    coalesce(hz.open, 0) AS hazards_open, coalesce(hz.major, 0) AS hazards_major,
+    coalesce(hz.overdue, 0) AS hazards_overdue
 FROM enterprises e
 LEFT JOIN (
     SELECT enterprise,
@@ -37,9 +39,17 @@ LEFT JOIN (
     WHERE state IN ('active', 'acknowledged') {alerts_in_scope}
     GROUP BY enterprise
 ) act ON act.enterprise = e.id
+LEFT JOIN (
+    SELECT enterprise, count(*) AS open, count(*) FILTER (WHERE grade = 'major') AS major,
+        count(*) FILTER (WHERE overdue) AS overdue
+    FROM hazards
+    WHERE state NOT IN ('signed_off', 'dismissed') {alerts_in_scope}
+    GROUP BY enterprise
+) hz ON hz.enterprise = e.id
 WHERE {enterprises_where}
 ORDER BY act.colour DESC NULLS LAST, e.risk_grade DESC NULLS LAST, red DESC, orange DESC,
-    yellow DESC, blue DESC, health_active DESC, e.id COLLATE "C"
+    yellow DESC, blue DESC, hazards_major DESC, hazards_open DESC, health_active DESC,
+    e.id COLLATE "C"
 """
 
 
@@ -57,7 +67,8 @@ class Filters:
 
 # Columns of the figures matrix that totals add up, one row per enterprise.
 _FIGURES = ("enterprises", *(f"colour_{c}" for c in _COLOURS), *_LEVELS, "health_active",
-            "devices", "online", "connected")  # fmt: skip
+            "devices", "online", "connected", "hazards_open", "hazards_major",
+            "hazards_overdue")  # fmt: skip
 
 
 def rate(part: int, whole: int) -> float | None:
@@ -78,6 +89,8 @@ def enterprise_row(r: Any, counts: Counts) -> dict[str, Any]:
         "connected": counts.connected, "online_rate": rate(counts.online, counts.devices),
         "connection_rate": rate(counts.connected, counts.devices), "lon": r["lon"],
         "lat": r["lat"],
+        "hazards": {"open": r["hazards_open"], "major": r["hazards_major"],
+                    "overdue": r["hazards_overdue"]},
     }  # fmt: skip
 
 
@@ -127,6 +140,8 @@ class Overview:
             *(col(r[lv] for r in recs) for lv in _LEVELS), col(r["health_active"] for r in recs),
             col(c.devices for c in counts), col(c.online for c in counts),
             col(c.connected for c in counts),
+            *(col(r[k] for r in recs) for k in ("hazards_open", "hazards_major",
+                                                 "hazards_overdue")),
         ]  # fmt: skip
         return np.column_stack(columns).astype(np.int64)
 
@@ -151,6 +166,8 @@ def _public(v: npt.NDArray[np.int64]) -> dict[str, Any]:
         "devices": f["devices"], "online": f["online"], "connected": f["connected"],
         "online_rate": rate(f["online"], f["devices"]),
         "connection_rate": rate(f["connected"], f["devices"]),
+        "hazards": {"open": f["hazards_open"], "major": f["hazards_major"],
+                    "overdue": f["hazards_overdue"]},
     }  # fmt: skip
 
 

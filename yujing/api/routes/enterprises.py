@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field, ValidationError
 
 from yujing.api.auth import Principal, Role
-from yujing.api.deps import Admin, BusDep, Operator, Pool, Store, Viewer
+from yujing.api.deps import Admin, BusDep, Pool, Store, Viewer
 from yujing.api.problems import Problem
 from yujing.ingest.bus import Topics
 from yujing.levels import Level
@@ -180,7 +180,7 @@ async def list_enterprises(
 
 @router.put("/enterprises/{enterprise}/risk-grade", response_model=EnterprisePublic)
 async def set_risk_grade(
-    enterprise: Ident, body: RiskGradeBody, principal: Operator, pool: Pool, store: Store
+    enterprise: Ident, body: RiskGradeBody, principal: Viewer, pool: Pool, store: Store
 ) -> EnterprisePublic:
     """The standing risk grade (红橙黄蓝) of the enterprise, set by the supervising
     department (role supervisor, or admin), with the reason; kept in the history."""
@@ -282,4 +282,4 @@ async def list_parks(principal: Viewer, pool: Pool) -> list[ParkPublic]:
     return [ParkPublic(id=r["id"], name=r["name"], division=r["division"]) for r in rows]
 
 
-SUPERVISING_ROLES = frozenset({Role.ADMIN, *(r for r in Role if r.name == "SUPERVISOR")})
+SUPERVISING_ROLES = frozenset({Role.ADMIN, Role.SUPERVISOR})

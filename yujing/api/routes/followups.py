@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from yujing.alerts.store import NotFound
 from yujing.api.auth import Principal, Role
 from yujing.api.deps import Pool, Store, Viewer
+from yujing.api.hazard_schemas import FollowUpPublic
 from yujing.api.problems import Problem
 from yujing.hazards import followup
 
@@ -22,7 +23,7 @@ class FollowUpBody(BaseModel):
     measures: str = Field(min_length=1, max_length=4000)
 
 
-@router.get("/{alert_id}/follow-up")
+@router.get("/{alert_id}/follow-up", response_model=FollowUpPublic)
 async def get_follow_up(
     alert_id: str, principal: Viewer, store: Store, pool: Pool
 ) -> dict[str, Any]:
@@ -34,7 +35,7 @@ async def get_follow_up(
     return found.public()
 
 
-@router.post("/{alert_id}/follow-up", status_code=201)
+@router.post("/{alert_id}/follow-up", status_code=201, response_model=FollowUpPublic)
 async def post_follow_up(
     alert_id: str, body: FollowUpBody, principal: Viewer, store: Store, pool: Pool
 ) -> dict[str, Any]:

@@ -18,6 +18,15 @@ from pydantic import BaseModel, Field
 from yujing.alerts.store import NotFound, StoredChange
 from yujing.api.auth import Principal, Role
 from yujing.api.deps import Admin, Pool, SettingsDep, Store, Viewer
+from yujing.api.hazard_schemas import (
+    EvidencePublic,
+    HazardDetail,
+    HazardFigures,
+    HazardPage,
+    HazardPublic,
+    TimeLimit,
+    Vocabulary,
+)
 from yujing.api.problems import Problem
 from yujing.api.routes import followups
 from yujing.db import Conn
@@ -103,11 +112,6 @@ class LimitBody(BaseModel):
     feedback_s: float = Field(gt=0)
 
 
-class HazardPage(BaseModel):
-    items: list[dict[str, Any]]
-    next_cursor: str | None
-
-
 def refused(exc: lifecycle.Refused) -> Problem:
     title = {403: "Forbidden", 409: "Conflict", 422: "Invalid request"}[exc.status]
     return Problem(exc.status, title, str(exc))
@@ -152,7 +156,7 @@ async def list_hazards(
     )
 
 
-@hazard_router.get("/vocabulary")
+@hazard_router.get("/vocabulary", response_model=Vocabulary)
 async def vocab(principal: Viewer) -> dict[str, Any]:
     """Categories (by sector, after the major-hazard criteria), causes, and who does what."""
     return {
@@ -163,7 +167,7 @@ async def vocab(principal: Viewer) -> dict[str, Any]:
     }  # fmt: skip
 
 
-@hazard_router.get("/stats")
+@hazard_router.get("/stats", response_model=HazardFigures)
 async def hazard_stats(
     principal: Viewer,
     pool: Pool,
@@ -187,14 +191,14 @@ async def hazard_stats(
         return await stats.figures(conn, scope, since, until, period, by, division, sector)
 
 
-@hazard_router.get("/limits")
+@hazard_router.get("/limits", response_model=list[TimeLimit])
 async def get_limits(principal: Viewer, pool: Pool) -> list[dict[str, Any]]:
     async with pool.acquire() as conn:
         current = await limits.load(conn)
     return [current[s].public() for s in limits.SUBJECTS]
 
 
-@hazard_router.put("/limits/{subject}")
+@hazard_router.put("/limits/{subject}", response_model=TimeLimit)
 async def put_limit(
     subject: str, body: LimitBody, principal: Admin, pool: Pool, store: Store
 ) -> dict[str, Any]:
@@ -208,7 +212,12 @@ async def put_limit(
     return limit.public()
 
 
-@hazard_router.get("/stream")
+@hazard_router.get(
+    "/stream",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}},
+                     "description": "Server-Sent Events: one `change` per hazard step"}},
+)  # fmt: skip
 async def stream(
     request: Request,
     principal: Viewer,
@@ -244,7 +253,7 @@ async def _alerts_of(conn: Conn, enterprise: str, alert_ids: list[str]) -> None:
         raise lifecycle.Invalid(f"alert_ids must be alerts of enterprise {enterprise}")
 
 
-@hazard_router.post("", status_code=201)
+@hazard_router.post("", status_code=201, response_model=HazardPublic)
 async def report(
     body: HazardReport, principal: Viewer, hazards: Hazards, pool: Pool
 ) -> dict[str, Any]:
@@ -266,7 +275,7 @@ async def report(
     return change.alert
 
 
-@hazard_router.get("/{hazard_id}")
+@hazard_router.get("/{hazard_id}", response_model=HazardDetail)
 async def get_hazard(
     hazard_id: str, principal: Viewer, hazards: Hazards, pool: Pool
 ) -> dict[str, Any]:
@@ -312,7 +321,7 @@ async def _take(
     return change.alert
 
 
-@hazard_router.post("/{hazard_id}/confirm")
+@hazard_router.post("/{hazard_id}/confirm", response_model=HazardPublic)
 async def confirm(
     hazard_id: str, body: ConfirmBody, principal: Viewer, hazards: Hazards
 ) -> dict[str, Any]:
@@ -322,7 +331,7 @@ async def confirm(
     return await _take(hazards, principal, hazard_id, act, body.note)
 
 
-@hazard_router.post("/{hazard_id}/dismiss")
+@hazard_router.post("/{hazard_id}/dismiss", response_model=HazardPublic)
 async def dismiss(
     hazard_id: str, body: ReasonBody, principal: Viewer, hazards: Hazards
 ) -> dict[str, Any]:
@@ -332,7 +341,7 @@ async def dismiss(
     return await _take(hazards, principal, hazard_id, act, body.reason)
 
 
-@hazard_router.post("/{hazard_id}/plan")
+@hazard_router.post("/{hazard_id}/plan", response_model=HazardPublic)
 async def plan(
     hazard_id: str, body: PlanBody, principal: Viewer, hazards: Hazards
 ) -> dict[str, Any]:
@@ -345,7 +354,7 @@ async def plan(
     return await _take(hazards, principal, hazard_id, act, body.measures)
 
 
-@hazard_router.post("/{hazard_id}/rectified")
+@hazard_router.post("/{hazard_id}/rectified", response_model=HazardPublic)
 async def rectified(
     hazard_id: str, body: RectifiedBody, principal: Viewer, hazards: Hazards
 ) -> dict[str, Any]:
@@ -358,7 +367,7 @@ async def rectified(
     return await _take(hazards, principal, hazard_id, act, body.note)
 
 
-@hazard_router.post("/{hazard_id}/sign-off")
+@hazard_router.post("/{hazard_id}/sign-off", response_model=HazardPublic)
 async def sign_off(
     hazard_id: str, body: NoteBody, principal: Viewer, hazards: Hazards
 ) -> dict[str, Any]:
@@ -370,7 +379,7 @@ async def sign_off(
     return await _take(hazards, principal, hazard_id, act, body.note)
 
 
-@hazard_router.post("/{hazard_id}/send-back")
+@hazard_router.post("/{hazard_id}/send-back", response_model=HazardPublic)
 async def send_back(
     hazard_id: str, body: ReasonBody, principal: Viewer, hazards: Hazards
 ) -> dict[str, Any]:
@@ -380,7 +389,7 @@ async def send_back(
     return await _take(hazards, principal, hazard_id, act, body.reason)
 
 
-@hazard_router.post("/{hazard_id}/list")
+@hazard_router.post("/{hazard_id}/list", response_model=HazardPublic)
 async def list_for_supervision(
     hazard_id: str, body: ListBody, principal: Viewer, hazards: Hazards
 ) -> dict[str, Any]:
@@ -392,7 +401,7 @@ async def list_for_supervision(
     return await _take(hazards, principal, hazard_id, act, body.note)
 
 
-@hazard_router.post("/{hazard_id}/link")
+@hazard_router.post("/{hazard_id}/link", response_model=HazardPublic)
 async def link(
     hazard_id: str, body: LinkBody, principal: Viewer, hazards: Hazards
 ) -> dict[str, Any]:
@@ -407,7 +416,7 @@ def get_hazard_settings() -> HazardSettings:
     return HazardSettings()
 
 
-@hazard_router.post("/{hazard_id}/evidence", status_code=201)
+@hazard_router.post("/{hazard_id}/evidence", status_code=201, response_model=EvidencePublic)
 async def upload(
     hazard_id: str,
     principal: Viewer,

@@ -132,14 +132,16 @@ export function signOut(): void {
   session.token = null;
 }
 
-/** The token from `#token=…` (then removed from the address bar) or the last one used. */
-export function tokenFromPage(): string | null {
+/** The token from `#token=…` or the last one used. Read, and the fragment removed from the
+ * address bar, when this module loads: before the router takes its first copy of the URL. */
+const tokenInFragment = ((): string | null => {
   const fromHash = new URLSearchParams(location.hash.slice(1)).get("token");
-  if (fromHash) {
-    history.replaceState(null, "", location.pathname + location.search);
-    return fromHash;
-  }
-  return localStorage.getItem("yj-token");
+  if (fromHash) history.replaceState(history.state, "", location.pathname + location.search);
+  return fromHash;
+})();
+
+export function tokenFromPage(): string | null {
+  return tokenInFragment ?? localStorage.getItem("yj-token");
 }
 
 export function setMuted(muted: boolean): void {

@@ -128,6 +128,7 @@ async def serve_api(rt: Runtime, stop: asyncio.Event, *, refresh_stats: bool = F
         uvicorn.Config(app, host=s.http_host, port=s.http_port, log_level="warning", lifespan="off")
     )
     hub_task = asyncio.create_task(hub.run(stop), name="sse-hub")
+    presence_task = asyncio.create_task(app.state.presence.run(stop), name="online-counts")
     if refresh_stats:
         stats_task = asyncio.create_task(
             StatsRefresher(rt.pool, utcnow, AlertSettings().stats_every_s).run(stop), name="stats"
@@ -138,6 +139,7 @@ async def serve_api(rt: Runtime, stop: asyncio.Event, *, refresh_stats: bool = F
     server.should_exit = True
     await serving
     await hub_task
+    await presence_task
     if refresh_stats:
         await stats_task
 

@@ -64,6 +64,11 @@ class Alert:
     chattering: bool = False
     unreliable: bool = False
     active_since: datetime | None = None
+    # Where it belongs, fixed when raised (yujing/registry): GB/T 2260 division of the
+    # enterprise, sector, major-hazard installation of the device.
+    division: str | None = None
+    sector: str | None = None
+    installation: str | None = None
 
     def public(self) -> dict[str, Any]:
         """The wire form: colour words, RFC 3339 times."""
@@ -91,5 +96,5 @@ COLUMNS = (
     "level", "peak_level", "state", "value", "threshold", "unit", "occurrences", "started_at",
     "changed_at", "message", "resolved_at", "acknowledged_at", "acknowledged_by", "closed_at",
     "closed_by", "disposal", "seq", "last_event_ts", "health", "suppressed", "chattering",
-    "unreliable", "active_since",
+    "unreliable", "active_since", "division", "sector", "installation",
 )  # fmt: skip

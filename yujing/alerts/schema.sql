@@ -146,3 +146,11 @@ CREATE TABLE IF NOT EXISTS reading_series (
     point       text NOT NULL,
     UNIQUE (enterprise, device, point)
 );
+
+-- Where an alert belongs, fixed when it is raised (the register may change later; history
+-- stays true): the enterprise's division (GB/T 2260), the sector and the major-hazard
+-- installation of the device.
+ALTER TABLE alerts ADD COLUMN IF NOT EXISTS division text;
+ALTER TABLE alerts ADD COLUMN IF NOT EXISTS sector text;
+ALTER TABLE alerts ADD COLUMN IF NOT EXISTS installation text;
+CREATE INDEX IF NOT EXISTS alerts_division_started ON alerts (division text_pattern_ops, started_at);

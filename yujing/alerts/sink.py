@@ -11,12 +11,14 @@ from typing import TypeVar
 
 import asyncpg
 import msgspec
+import numpy as np
 from prometheus_client import Counter
 
 from yujing.alerts.readings import ReadingWriter
 from yujing.config import Settings
 from yujing.ingest import batch as b
 from yujing.ingest.bus import Bus, Record, Topics
+from yujing.registry.store import mark_seen
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -39,14 +41,15 @@ class Sink:
         for r in records:
             by_topic.setdefault(r.topic, []).append(r)
         readings = self._decode(by_topic.get(Topics.READINGS, []), b.ReadingBatch.from_bytes)
-        if readings:
-            STORED.labels("readings").inc(
-                await self._readings.write(b.ReadingBatch.concat(readings))
-            )
+        batch = b.ReadingBatch.concat(readings) if readings else None
+        if batch is not None:
+            STORED.labels("readings").inc(await self._readings.write(batch))
         events = self._decode(by_topic.get(Topics.EVENTS, []), b.EVENT_DECODER.decode)
         statuses = self._decode(by_topic.get(Topics.STATUS, []), b.STATUS_DECODER.decode)
         dead = self._decode(by_topic.get(Topics.DEADLETTER, []), b.DEADLETTER_DECODER.decode)
         async with self._pool.acquire() as conn, conn.transaction():
+            seen, arrived = presence(batch, events, statuses)
+            await mark_seen(conn, seen, arrived)
             if events:
                 await conn.executemany(
                     "INSERT INTO events (ts, enterprise, device, site, type, count, seq, attrs)"
@@ -84,6 +87,31 @@ class Sink:
                 BAD.labels(r.topic).inc()
                 log.error("undecodable %s record at %s/%s: %s", r.topic, r.partition, r.offset, exc)
         return out
+
+
+def presence(
+    batch: b.ReadingBatch | None, events: list[b.Event], statuses: list[b.Status]
+) -> tuple[list[tuple[str, str, datetime]], datetime]:
+    """Which devices reported, with the event time of their newest message, and when the
+    batch arrived (ingest's clock): the register's online figures come from this."""
+    newest: dict[tuple[str, str], int] = {}
+    arrived = 0
+    if batch is not None and len(batch):
+        last = np.full(len(batch.devices), -1, np.int64)
+        np.maximum.at(last, batch.device, batch.ts)
+        for d in np.flatnonzero(last >= 0).tolist():
+            info = batch.devices[d]
+            key = (info.enterprise, info.device)
+            newest[key] = max(newest.get(key, -1), int(last[d]))
+        arrived = batch.received_ms
+    said: list[tuple[b.DeviceInfo, int]] = [(e.device, e.ts) for e in events]
+    said.extend((s.device, s.ts) for s in statuses if s.state == "online")
+    for info, ts in said:  # no arrival time on these: their event time stands in
+        key = (info.enterprise, info.device)
+        newest[key] = max(newest.get(key, -1), ts)
+        arrived = max(arrived, ts)
+    seen = [(e, d, _dt(ts)) for (e, d), ts in newest.items()]
+    return seen, _dt(arrived)
 
 
 async def run_sink(settings: Settings, bus: Bus, pool: asyncpg.Pool, stop: asyncio.Event) -> None:

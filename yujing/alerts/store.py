@@ -24,6 +24,8 @@ from yujing.alerts.model import COLUMNS, Alert, Change
 from yujing.alerts.settings import AlertSettings
 from yujing.db import Conn
 from yujing.levels import Level
+from yujing.registry import divisions
+from yujing.registry.store import placement
 from yujing.rules.transition import Transition
 
 SEQ_LOCK = 0x796A_0002
@@ -73,6 +75,8 @@ class AlertQuery:
     enterprises: list[str] | None = None  # None: every enterprise the caller may see
     site: str | None = None
     device: str | None = None
+    division: str | None = None  # GB/T 2260 code: alerts raised anywhere below it
+    sector: str | None = None
     since: datetime | None = None  # on started_at
     until: datetime | None = None
     cursor: int | None = None
@@ -93,6 +97,10 @@ class AlertQuery:
             add("site = ?", self.site)
         if self.device:
             add("device = ?", self.device)
+        if self.division:
+            add("division LIKE ?", divisions.prefix(self.division) + "%")
+        if self.sector:
+            add("sector = ?", self.sector)
         if self.since:
             add("started_at >= ?", self.since)
         if self.until:
@@ -203,6 +211,9 @@ class AlertStore:
         window = timedelta(seconds=self._settings.flap_window_s)
         ctx = await marks.context(conn, alert, change, at, window)
         notify = marks.apply_marks(alert, before, ctx, self._settings.flap_max_reopens)
+        if before is None and alert.division is None:
+            place = await placement(conn, alert.enterprise, alert.device)
+            alert.division, alert.sector, alert.installation = place
         alert.seq = await conn.fetchval("SELECT nextval('alert_seq')")
         await conn.execute(_INSERT_ALERT, *(_column(alert, c) for c in COLUMNS))
         public = alert.public()

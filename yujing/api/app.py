@@ -23,7 +23,9 @@ from yujing.api.routes import (
     asyncapi,
     deadletters,
     devices,
+    enterprises,
     maintenance,
+    picture,
     rules,
     sites,
     tokens,
@@ -32,6 +34,7 @@ from yujing.api.routes import (
 from yujing.api.stream import ChangeHub
 from yujing.config import Settings
 from yujing.ingest.bus import Bus
+from yujing.picture.presence import PresenceFigures
 
 Check = Callable[[], Awaitable[bool]]
 
@@ -53,9 +56,10 @@ def create_app(
     )
     app.state.settings, app.state.pool, app.state.bus = settings, pool, bus
     app.state.store, app.state.hub = store, hub
+    app.state.presence = PresenceFigures(pool, store.now)
     problems.install(app)
-    for module in (alerts, rules, devices, sites, deadletters, tokens, webhooks, maintenance,
-                   asyncapi):  # fmt: skip
+    for module in (alerts, rules, devices, enterprises, sites, deadletters, tokens, webhooks,
+                   maintenance, picture, asyncapi):  # fmt: skip
         app.include_router(module.router, prefix="/api/v1")
 
     async def database() -> bool:

@@ -7,3 +7,8 @@ CREATE TABLE IF NOT EXISTS api_tokens (
     created_at   timestamptz NOT NULL DEFAULT now(),
     revoked_at   timestamptz
 );
+
+-- Jurisdiction scopes (yujing/registry/scope.py): '{*}' = unrestricted in that dimension.
+ALTER TABLE api_tokens ADD COLUMN IF NOT EXISTS divisions text[] NOT NULL DEFAULT '{*}';
+ALTER TABLE api_tokens ADD COLUMN IF NOT EXISTS sectors text[] NOT NULL DEFAULT '{*}';
+ALTER TABLE api_tokens ADD COLUMN IF NOT EXISTS parks text[] NOT NULL DEFAULT '{*}';

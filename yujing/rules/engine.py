@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from yujing.ingest.batch import Q_OK, DeviceInfo, Event, ReadingBatch
+from yujing.registry.sectors import effective_state
 from yujing.rules.emit import RuleEntry
 from yujing.rules.health import Health
 from yujing.rules.model import CompositeRule, EventRule, RateRule, Rule, ThresholdRule, site_states
@@ -37,7 +38,10 @@ class Engine:
         self.composites = Composites()
         self.entries: dict[str, RuleEntry] = {}
         self._next_index = 0
+        # What rules see of a site: the stricter of its own state and its enterprise's.
         self.site_state: dict[tuple[str, str], str] = {}
+        self._own_site_state: dict[tuple[str, str], str] = {}
+        self.enterprise_state: dict[str, str] = {}
         self.by_kind_point: dict[tuple[str, str], set[int]] = {}
         self.late_readings = 0
         self.readings = 0
@@ -135,7 +139,7 @@ class Engine:
         states = site_states(getattr(rule, "site_state", None))
         if states is None:
             return True
-        return self.site_state.get((info.enterprise, info.site), DEFAULT_SITE_STATE) in states
+        return self.state_of(info.enterprise, info.site) in states
 
     def _bind_series(self, sids: list[int]) -> None:
         """Bind every rule to new series (or to series of a device whose record changed).
@@ -245,10 +249,31 @@ class Engine:
         return result
 
     def _site_of(self, info: DeviceInfo) -> str:
-        return self.site_state.get((info.enterprise, info.site), DEFAULT_SITE_STATE)
+        return self.state_of(info.enterprise, info.site)
+
+    def state_of(self, enterprise: str, site: str) -> str:
+        known = self.site_state.get((enterprise, site))
+        if known is not None:
+            return known
+        return effective_state(self.enterprise_state.get(enterprise), DEFAULT_SITE_STATE)
 
     def set_site_state(self, enterprise: str, site: str, state: str) -> None:
         """Gates rules with `site_state`; takes effect from the next reading or event."""
+        self._own_site_state[(enterprise, site)] = state
+        self._apply_site_state(
+            enterprise, site, effective_state(self.enterprise_state.get(enterprise), state)
+        )
+
+    def set_enterprise_state(self, enterprise: str, state: str) -> None:
+        """A halted or closed enterprise halts or closes every site of it (sectors.py)."""
+        self.enterprise_state[enterprise] = state
+        sites = {s for (e, s) in self._own_site_state if e == enterprise}
+        sites |= {i.site for i in self.series.devices if i.enterprise == enterprise}
+        for site in sorted(sites):
+            own = self._own_site_state.get((enterprise, site), DEFAULT_SITE_STATE)
+            self._apply_site_state(enterprise, site, effective_state(state, own))
+
+    def _apply_site_state(self, enterprise: str, site: str, state: str) -> None:
         self.site_state[(enterprise, site)] = state
         sids = [
             s

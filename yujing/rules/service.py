@@ -63,6 +63,10 @@ class EngineService:
         log.info("rules reloaded: %d enabled", len(self.engine.entries))
 
     async def load_site_states(self) -> None:
+        for r in await self.pool.fetch(
+            "SELECT id, state FROM enterprises WHERE state <> 'operating'"
+        ):
+            self.engine.set_enterprise_state(r["id"], r["state"])
         rows = await self.pool.fetch(
             "SELECT enterprise, site, state FROM sites WHERE state <> 'operating'"
         )
@@ -80,6 +84,12 @@ class EngineService:
                     self.engine.set_site_state(
                         str(v["enterprise"]), str(v["site"]), str(v["state"])
                     )
+                except (ValueError, KeyError, TypeError) as exc:
+                    self._bad(rec, exc)
+            elif rec.topic == Topics.REGISTRY and rec.key.startswith(b"enterprise:"):
+                try:
+                    v = json.loads(rec.value)
+                    self.engine.set_enterprise_state(str(v["enterprise"]), str(v["state"]))
                 except (ValueError, KeyError, TypeError) as exc:
                     self._bad(rec, exc)
             elif rec.topic == Topics.REGISTRY and rec.key.startswith(b"device:"):

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from yujing.simulators.fleet import DeviceRegistration, Site
+from yujing.simulators.fleet import DeviceRegistration, EnterpriseRegistration, Site
 
 
 class ApiError(RuntimeError):
@@ -59,6 +59,22 @@ class YujingApi:
         items = list(devices)
         await asyncio.gather(*(one(d) for d in items))
         return len(items)
+
+    async def register_enterprises(self, registrations: Iterable[EnterpriseRegistration]) -> int:
+        """PUT every enterprise's record (before its devices); returns how many."""
+        n = 0
+        for reg in registrations:
+            await self._check(
+                await self.client.put(f"/enterprises/{reg.enterprise}", json=reg.record)
+            )
+            n += 1
+        return n
+
+    async def overview(self, enterprises: Iterable[str]) -> list[dict[str, Any]]:
+        """The overview rows of these enterprises (the caller's scope may hold others)."""
+        wanted = set(enterprises)
+        body = await self._check(await self.client.get("/overview", params={"limit": 10_000}))
+        return [i for i in body.json()["items"] if i["enterprise"] in wanted]
 
     async def set_site_states(self, sites: Iterable[Site]) -> None:
         for s in sites:

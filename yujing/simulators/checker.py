@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import secrets
 import time
 from collections import defaultdict
@@ -18,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from yujing.simulators.api import SseEvent, YujingApi, sse_events
+from yujing.simulators.picture import judge_picture
 from yujing.simulators.publisher import Publisher, parse_mqtt_url
 from yujing.simulators.report import Observed, Report, judge_alerts, judge_deadletters
 from yujing.simulators.scenario import Scenario
@@ -44,9 +46,20 @@ class _Run:
     )  # (enterprise, device) -> [(event ts, publish wall time)], ts ascending per message
     events: list[SseEvent] = field(default_factory=list)
     published: int = 0
+    # For the picture: when each device last said something yujing takes as a report
+    # (accepted readings or events, an `online` status), and who said offline or fault.
+    last_report: dict[tuple[str, str], float] = field(default_factory=dict)
+    said_status: set[tuple[str, str]] = field(default_factory=set)
 
     def on_sent(self, msg: Message, wall: float) -> None:
         self.published += 1
+        who = (msg.enterprise, msg.device)
+        if msg.reason is None:
+            online = msg.note != "status" or json.loads(msg.payload).get("state") == "online"
+            if online:
+                self.last_report[who] = wall
+            else:
+                self.said_status.add(who)
         if msg.reason is None and msg.note != "status":
             log = self.sent[(msg.enterprise, msg.device)]
             for ts in msg.ts:
@@ -156,6 +169,7 @@ async def _check(
     say: Say,
     progress_every_s: float,
 ) -> Report:
+    await api.register_enterprises(scenario.fleet.registrations)
     n = await api.register(scenario.fleet.devices)
     changed = [s for s in scenario.fleet.sites if s.state != "operating"]
     await api.set_site_states(changed)
@@ -183,6 +197,7 @@ async def _check(
             progress.cancel()
         await _settle(run, scenario)
         letters = await _run_letters(api, since, scenario)
+        picture = await _check_picture(api, run, scenario)
     finally:
         listener.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -194,6 +209,7 @@ async def _check(
     report.transitions = len(observed)
     judge_alerts(report, scenario.truth, observed)
     judge_deadletters(report, scenario.truth, letters)
+    report.picture = picture
     resyncs = sum(1 for ev in run.events if ev.event == "resync")
     if resyncs:
         report.notes.append(
@@ -203,6 +219,26 @@ async def _check(
     if stats.reconnects:
         report.notes.append(f"the MQTT connection dropped {stats.reconnects} times")
     return report
+
+
+async def _check_picture(api: YujingApi, run: _Run, scenario: Scenario) -> list[str]:
+    """The overview against the ground truth; asked up to three times a second apart, since a
+    transition may be on its way while the overview is read."""
+    if not scenario.fleet.registrations:
+        return []
+    errors: list[str] = []
+    for attempt in range(3):
+        if attempt:
+            await asyncio.sleep(1.0)
+        items = await api.overview(scenario.fleet.enterprises)
+        now = time.time()
+        observed = [o for o in map(run.observe, run.events) if o is not None]
+        errors = judge_picture(
+            scenario.fleet, items, observed, run.last_report, run.said_status, now
+        )
+        if not errors:
+            return []
+    return errors
 
 
 async def _listen(api: YujingApi, run: _Run, ready: asyncio.Event, say: Say) -> None:

@@ -7,10 +7,12 @@ the body of `PUT /api/v1/devices/{enterprise}/{device}`.
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
 from yujing.names import is_identifier
+from yujing.testing.registry import credit_code
 
 KINDS = ("gas_detector", "dust_collector", "electronic_seal", "tailings_monitor", "power_meter")
 SITE_STATES = ("operating", "halted", "closed")
@@ -130,6 +132,24 @@ class DeviceRegistration:
 
 
 @dataclass(frozen=True)
+class EnterpriseRegistration:
+    """An enterprise as the register knows it: `record` is the body of
+    `PUT /api/v1/enterprises/{enterprise}` (a fleet's `register:` mapping, with a valid
+    credit code made up from the division and the enterprise id)."""
+
+    enterprise: str
+    record: dict[str, Any]
+
+    @property
+    def division(self) -> str:
+        return str(self.record["division"])
+
+    @property
+    def sectors(self) -> list[str]:
+        return list(self.record["sectors"])
+
+
+@dataclass(frozen=True)
 class Site:
     enterprise: str
     site: str
@@ -143,6 +163,7 @@ class Fleet:
     sites: tuple[Site, ...]
     by_key: dict[str, DeviceRegistration] = field(compare=False, repr=False)
     namespace: str = ""  # prefix of every enterprise id (see `scenario.load_scenario`)
+    registrations: tuple[EnterpriseRegistration, ...] = ()
 
     def seed_of(self, reg: DeviceRegistration, what: str) -> str:
         """The seed string of one random stream of a device. Built from the enterprise id
@@ -170,22 +191,29 @@ class Fleet:
 
 
 def make_fleet(
-    seed: int, devices: list[DeviceRegistration], sites: list[Site], namespace: str = ""
+    seed: int,
+    devices: list[DeviceRegistration],
+    sites: list[Site],
+    namespace: str = "",
+    registrations: list[EnterpriseRegistration] | None = None,
 ) -> Fleet:
     by_key: dict[str, DeviceRegistration] = {}
     for d in devices:
         if d.key in by_key:
             raise FleetError(f"device {d.key} is defined twice")
         by_key[d.key] = d
-    return Fleet(seed, tuple(devices), tuple(sites), by_key, namespace)
+    return Fleet(seed, tuple(devices), tuple(sites), by_key, namespace, tuple(registrations or ()))
 
 
 def parse_fleet(spec: dict[str, Any], *, seed: int | None = None) -> Fleet:
     """Expand a fleet mapping: `{seed, enterprises: [{id, sites: [{id, state, devices}]}]}`."""
     devices: list[DeviceRegistration] = []
     sites: list[Site] = []
+    registrations: list[EnterpriseRegistration] = []
     for ent in _list(spec, "enterprises", "fleet"):
         enterprise = _ident(ent.get("id"), "enterprise id")
+        if ent.get("register") is not None:
+            registrations.append(_registration(enterprise, ent["register"]))
         for site_spec in _list(ent, "sites", f"enterprise {enterprise}"):
             site = _ident(site_spec.get("id"), f"site id in {enterprise}")
             state = str(site_spec.get("state", "operating"))
@@ -195,7 +223,30 @@ def parse_fleet(spec: dict[str, Any], *, seed: int | None = None) -> Fleet:
             for group in _list(site_spec, "devices", f"site {enterprise}/{site}"):
                 devices.extend(_expand_group(enterprise, site, group))
     seed = int(spec.get("seed", 0) if seed is None else seed)
-    return make_fleet(seed, devices, sites, str(spec.get("namespace", "")))
+    return make_fleet(seed, devices, sites, str(spec.get("namespace", "")), registrations)
+
+
+def _registration(enterprise: str, spec: Any) -> EnterpriseRegistration:
+    """`register: {name, division, sectors, class, location: [lon, lat], park, state,
+    state_since, state_document}`; the credit code is derived from the division and the
+    (namespaced) id, so repeated runs register distinct codes."""
+    if not isinstance(spec, dict) or "division" not in spec or "sectors" not in spec:
+        raise FleetError(f"enterprise {enterprise}: register needs division and sectors")
+    division = str(spec["division"])
+    record: dict[str, Any] = {
+        "name": str(spec.get("name", enterprise)),
+        "uscc": credit_code(division, zlib.crc32(enterprise.encode()) % 1_000_000_000),
+        "division": division,
+        "sectors": [str(x) for x in spec["sectors"]],
+        "supervision_class": str(spec.get("class", "B")),
+    }
+    if "location" in spec:
+        lon, lat = spec["location"]
+        record["location"] = {"lon": float(lon), "lat": float(lat)}
+    for name in ("park", "state", "state_since", "state_document"):
+        if name in spec:
+            record[name] = str(spec[name])
+    return EnterpriseRegistration(enterprise, record)
 
 
 def _expand_group(enterprise: str, site: str, group: dict[str, Any]) -> list[DeviceRegistration]:

@@ -63,6 +63,7 @@ class Report:
     false_alerts: list[FalseAlert] = field(default_factory=list)
     deadletters: Counter[str] = field(default_factory=Counter)  # by reason
     wrong_deadletters: list[str] = field(default_factory=list)
+    picture: list[str] = field(default_factory=list)  # overview vs ground truth (picture.py)
     published: int = 0
     transitions: int = 0
     wall_s: float = 0.0
@@ -71,7 +72,7 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        return not (self.misses or self.false_alerts or self.wrong_deadletters)
+        return not (self.misses or self.false_alerts or self.wrong_deadletters or self.picture)
 
     @property
     def latencies(self) -> list[float]:
@@ -108,6 +109,7 @@ class Report:
         dl = ", ".join(f"{r} {n}" for r, n in sorted(self.deadletters.items())) or "none"
         lines.append(f"  dead letters: {dl}")
         lines += [f"  WRONG dead letters: {w}" for w in self.wrong_deadletters]
+        lines += [f"  PICTURE {p}" for p in self.picture]
         lats = self.latencies
         if lats:
             lines.append(

@@ -17,8 +17,10 @@ from yujing.api.auth import Principal
 from yujing.api.deps import Operator, Pool, SettingsDep, Store, Viewer
 from yujing.api.problems import Problem
 from yujing.levels import Level
+from yujing.registry import divisions
 
 router = APIRouter(prefix="/alerts", tags=["alerts"])
+DivisionCode = Annotated[str | None, Query(pattern=r"^[1-9][0-9]{5}$")]
 
 STATES = ("active", "acknowledged", "resolved", "closed")
 
@@ -43,6 +45,8 @@ def _filters(
     enterprise: str | None,
     site: str | None,
     device: str | None,
+    division: str | None = None,
+    sector: str | None = None,
 ) -> AlertQuery:
     for s in state or ():
         if s not in STATES:
@@ -53,7 +57,7 @@ def _filters(
         raise Problem(422, "Invalid request", str(exc)) from None
     return AlertQuery(
         states=state or None, min_level=level, enterprises=principal.scope(enterprise),
-        site=site, device=device,
+        site=site, device=device, division=division, sector=sector,
     )  # fmt: skip
 
 
@@ -66,12 +70,16 @@ async def list_alerts(
     enterprise: str | None = None,
     site: str | None = None,
     device: str | None = None,
+    division: DivisionCode = None,
+    sector: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: str | None = None,
 ) -> AlertPage:
-    query = _filters(principal, state, min_level, enterprise, site, device)
+    """`division` (GB/T 2260; a city covers its counties) and `sector` select where the alert
+    was raised, as stored on it."""
+    query = _filters(principal, state, min_level, enterprise, site, device, division, sector)
     query.since, query.until, query.limit = since, until, limit
     if cursor:
         if not cursor.isdigit():
@@ -94,9 +102,12 @@ async def stream(
     enterprise: str | None = None,
     site: str | None = None,
     device: str | None = None,
+    division: DivisionCode = None,
+    sector: str | None = None,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:
-    query = _filters(principal, state, min_level, enterprise, site, device)
+    query = _filters(principal, state, min_level, enterprise, site, device, division, sector)
+    under = None if division is None else divisions.prefix(division)
 
     def accept(change: StoredChange) -> bool:
         a = change.alert
@@ -106,6 +117,8 @@ async def stream(
             and Level.parse(a["level"]) >= query.min_level
             and (site is None or a["site"] == site)
             and (device is None or a["device"] == device)
+            and (under is None or (a.get("division") or "").startswith(under))
+            and (sector is None or a.get("sector") == sector)
         )
 
     last = int(last_event_id) if last_event_id and last_event_id.isdigit() else None

@@ -14,6 +14,7 @@ import pytest
 from playwright.async_api import BrowserContext, Page, expect
 
 from yujing.testing.flow import Flow, eventually
+from yujing.testing.registry import enterprise_record
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -80,7 +81,7 @@ async def test_a_leak_turns_a_row_red_and_moves_the_counter(
 
 
 async def test_acknowledge_and_close_from_the_console_reach_the_api(
-    context: BrowserContext, stack: Flow
+    context: BrowserContext, stack: Flow, artefacts: Path
 ) -> None:
     assert (await stack.http.put("/api/v1/devices/ent1/gd-1", json=detector())).status_code == 200
     await leak(stack, "gd-1", [0.3, 1.6])
@@ -108,6 +109,7 @@ async def test_acknowledge_and_close_from_the_console_reach_the_api(
     await detail.get_by_role("button", name="×").click()
     await row.click()
     await detail.locator('textarea[name="disposal"]').fill("局部通风恢复，瓦斯浓度正常后复电")
+    await page.screenshot(path=str(artefacts / "console-1920x1080.png"))
     await page.get_by_test_id("close").click()
     await expect(detail).to_contain_text("已关闭")
     got = (await stack.http.get(f"/api/v1/alerts/{red['id']}")).json()
@@ -166,3 +168,18 @@ async def test_api_docs_work_offline(context: BrowserContext, stack: Flow) -> No
     await expect(page.locator(".swagger-ui .info .title")).to_contain_text("yujing")
     await expect(page.locator(".opblock-tag-section").first).to_be_visible()
     assert outside == []
+
+
+async def test_the_register_fills_the_enterprise_table_and_map(
+    context: BrowserContext, stack: Flow
+) -> None:
+    record = enterprise_record("320506", 1, location={"lon": 120.63, "lat": 31.26})
+    assert (await stack.http.put("/api/v1/enterprises/ent1", json=record)).status_code == 200
+    assert (await stack.http.put("/api/v1/devices/ent1/gd-1", json=detector())).status_code == 200
+    await leak(stack, "gd-1", [0.3, 1.6])
+    await eventually(lambda: red_of(stack, "gd-1"))
+    page = await open_screen(context, stack)
+    table = page.get_by_test_id("enterprises")
+    await expect(table).to_contain_text(record["name"])
+    await expect(table.locator("tbody tr").first).to_contain_text("红1")
+    await expect(page.locator(".map canvas")).to_have_count(1)

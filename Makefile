@@ -44,6 +44,7 @@ test: check web web-test
 bench: $(STAMP) web
 	$(BIN)/python bench/engine.py
 	$(BIN)/python bench/leak_latency.py --runs 3
+	$(BIN)/python bench/readings_copy.py
 	$(BIN)/python bench/screen.py
 
 clean:

@@ -71,8 +71,8 @@ async def open_runtime(
 ) -> AsyncIterator[Runtime]:
     pool = await db.create_pool(database_url, max_size=20)
     try:
-        found = await db.migrate(pool)
-        log.info("database ready (timescaledb: %s)", found["timescaledb"])
+        found = await db.migrate(pool, settings)
+        log.info("database ready; readings storage: %s", found["storage"])
         await ensure_default_rules(pool)
         bus = make_bus(
             settings.kafka_bootstrap,

@@ -22,6 +22,7 @@ from yujing.api.routes import (
     alerts,
     asyncapi,
     deadletters,
+    device_batches,
     devices,
     enterprises,
     maintenance,
@@ -58,8 +59,8 @@ def create_app(
     app.state.store, app.state.hub = store, hub
     app.state.presence = PresenceFigures(pool, store.now)
     problems.install(app)
-    for module in (alerts, rules, devices, enterprises, sites, deadletters, tokens, webhooks,
-                   maintenance, picture, asyncapi):  # fmt: skip
+    for module in (alerts, rules, device_batches, devices, enterprises, sites, deadletters,
+                   tokens, webhooks, maintenance, picture, asyncapi):  # fmt: skip
         app.include_router(module.router, prefix="/api/v1")
 
     async def database() -> bool:

@@ -7,6 +7,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -75,6 +76,24 @@ class YujingApi:
         wanted = set(enterprises)
         body = await self._check(await self.client.get("/overview", params={"limit": 10_000}))
         return [i for i in body.json()["items"] if i["enterprise"] in wanted]
+
+    async def map_features(self) -> list[dict[str, Any]]:
+        body = await self._check(await self.client.get("/map"))
+        features: list[dict[str, Any]] = body.json()["features"]
+        return features
+
+    async def alarm_groups(self, enterprise: str) -> list[dict[str, Any]]:
+        """An enterprise's alarm statistics over two days around now: a scenario's event
+        time starts behind the wall clock and may end ahead of it."""
+        now = datetime.now(UTC)
+        params = {
+            "enterprise": enterprise, "period": "month",
+            "since": (now - timedelta(days=1)).isoformat(),
+            "until": (now + timedelta(days=1)).isoformat(),
+        }  # fmt: skip
+        body = await self._check(await self.client.get("/statistics/alarms", params=params))
+        groups: list[dict[str, Any]] = body.json()["groups"]
+        return groups
 
     async def set_site_states(self, sites: Iterable[Site]) -> None:
         for s in sites:

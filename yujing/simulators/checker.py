@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from yujing.simulators.api import SseEvent, YujingApi, sse_events
-from yujing.simulators.picture import judge_picture
+from yujing.simulators.picture import judge_map, judge_picture, judge_statistics
 from yujing.simulators.publisher import Publisher, parse_mqtt_url
 from yujing.simulators.report import Observed, Report, judge_alerts, judge_deadletters
 from yujing.simulators.scenario import Scenario
@@ -236,6 +236,10 @@ async def _check_picture(api: YujingApi, run: _Run, scenario: Scenario) -> list[
         errors = judge_picture(
             scenario.fleet, items, observed, run.last_report, run.said_status, now
         )
+        errors += judge_map(scenario.fleet, await api.map_features(), items)
+        for reg in scenario.fleet.registrations:
+            groups = await api.alarm_groups(reg.enterprise)
+            errors += judge_statistics(reg.enterprise, reg.division, groups, observed)
         if not errors:
             return []
     return errors

@@ -120,9 +120,10 @@ async def readings(
     bucket: Annotated[str | None, Query(description="e.g. 30s, 1m, 1h, 1d")] = None,
     limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
 ) -> dict[str, Any]:
-    """Stored readings of one point: raw (oldest first), or per `bucket` with avg, min, max
-    and count over readings of quality `ok`. `date_bin` runs the same on PostgreSQL and
-    TimescaleDB."""
+    """Stored readings of one point: raw (oldest first), or per `bucket` with avg, min, max,
+    count and last over readings of quality `ok`. A bucket of whole hours or minutes is
+    answered from the 1-hour or 1-minute aggregates (kept for `YJ_RETENTION_AGG`, longer than
+    raw readings); any other from raw readings. `source` says which."""
     if not principal.can_see(enterprise):
         raise Problem(404, "Not found", f"no device {enterprise}/{device}")
     if since.tzinfo is None or (until is not None and until.tzinfo is None):
@@ -152,19 +153,48 @@ async def readings(
             ]
             return {"point": point, "bucket": None, "items": items}
         width = _bucket(bucket)
-        rows = await conn.fetch(
-            "SELECT date_bin($4::interval, ts, 'epoch'::timestamptz) AS b, avg(value) AS avg,"
-            " min(value) AS min, max(value) AS max, count(value) AS n FROM readings"
-            " WHERE series = $1 AND ts >= $2 AND ts < $3 AND quality = 0"
-            " GROUP BY b ORDER BY b LIMIT $5",
-            series, since, end, width, limit,
-        )  # fmt: skip
+        source = _source(width)
+        if source is None:
+            rows = await conn.fetch(_RAW_BUCKETS, series, since, end, width, limit)
+        else:
+            # Whole buckets of the aggregate: `since` is floored to its width.
+            rows = await conn.fetch(
+                _AGG_BUCKETS.format(source=source), series, since, end, width, limit,
+                _AGG_WIDTH[source],
+            )  # fmt: skip
     items = [
         {"ts": r["b"].isoformat(), "avg": r["avg"], "min": r["min"], "max": r["max"],
-         "count": r["n"]}
+         "count": r["n"], "last": r["last"]}
         for r in rows
     ]  # fmt: skip
-    return {"point": point, "bucket": bucket, "items": items}
+    return {"point": point, "bucket": bucket, "source": source or "readings", "items": items}
+
+
+_RAW_BUCKETS = (
+    "SELECT date_bin($4::interval, ts, 'epoch'::timestamptz) AS b, avg(value) AS avg,"
+    " min(value) AS min, max(value) AS max, count(value) AS n,"
+    " (array_agg(value ORDER BY ts DESC) FILTER (WHERE value IS NOT NULL))[1] AS last"
+    " FROM readings WHERE series = $1 AND ts >= $2 AND ts < $3 AND quality = 0"
+    " GROUP BY b ORDER BY b LIMIT $5"
+)
+_AGG_BUCKETS = (
+    "SELECT date_bin($4::interval, bucket, 'epoch'::timestamptz) AS b,"
+    " sum(sum) / sum(count) AS avg, min(min) AS min, max(max) AS max,"
+    " sum(count)::bigint AS n, (array_agg(last ORDER BY last_ts DESC))[1] AS last"
+    " FROM {source} WHERE series = $1"
+    " AND bucket >= date_bin($6::interval, $2::timestamptz, 'epoch'::timestamptz)"
+    " AND bucket < $3 GROUP BY b ORDER BY b LIMIT $5"
+)
+_AGG_WIDTH = {"readings_1h": timedelta(hours=1), "readings_1m": timedelta(minutes=1)}
+
+
+def _source(width: timedelta) -> str | None:
+    """The coarsest aggregate (TimescaleDB continuous aggregate or sink-kept table) whose
+    buckets tile `width`; None: only raw readings can answer (e.g. 30s)."""
+    for name, unit in _AGG_WIDTH.items():
+        if width % unit == timedelta(0):
+            return name
+    return None
 
 
 def _bucket(text: str) -> timedelta:

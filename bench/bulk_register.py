@@ -1,5 +1,5 @@
 """How fast can a province's devices be registered? `POST /api/v1/devices/bulk` with
-10,000 devices per request against a running API over HTTP, and `PUT /devices/{e}/{d}`
+2,000 devices per request against a running API over HTTP, and `PUT /devices/{e}/{d}`
 one by one for comparison (the issue measured 158 devices/s that way).
 
     .venv/bin/python bench/bulk_register.py --url http://127.0.0.1:8000 --token T [--devices N]
@@ -31,8 +31,8 @@ async def run(url: str, token: str, n: int, singles: int) -> None:
     headers = {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(base_url=url, headers=headers, timeout=300) as client:
         t0 = time.perf_counter()
-        for start in range(0, n, 10_000):
-            body = {"devices": [record(ns, i) for i in range(start, min(n, start + 10_000))]}
+        for start in range(0, n, 2_000):
+            body = {"devices": [record(ns, i) for i in range(start, min(n, start + 2_000))]}
             r = await client.post("/api/v1/devices/bulk", json=body)
             r.raise_for_status()
         bulk_s = time.perf_counter() - t0

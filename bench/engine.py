@@ -22,22 +22,60 @@ from yujing.rules.engine import Engine
 from yujing.rules.packs import default_rules
 from yujing.rules.reference import Reference
 
-# (kind, tags, {point: (normal value, alarm-ish value)}) and share of the fleet
+# (share of the fleet, kind, tags, {point: (normal value, alarm-ish value)}): every sector
+# of the default packs; the design values the packs read from tags are on the devices.
+TANK = {
+    "installation": "mh-1",
+    "level_l": "1.5",
+    "level_ll": "0.8",
+    "level_h": "14",
+    "level_hh": "15",
+    "temp_h": "40",
+    "temp_hh": "50",
+    "press_h": "20",
+    "press_hh": "25",
+}
+CAST = {
+    "cw_pressure_min": "0.25",
+    "cw_flow_min": "80",
+    "cw_temp_max": "40",
+    "melt_level_max": "120",
+}
 FLEET: list[tuple[float, str, dict[str, str], dict[str, tuple[float, float]]]] = [
-    (0.20, "gas_detector", {"sector": "coal", "location": "coal_face", "critical": "true"},
+    (0.12, "gas_detector", {"sector": "coal", "location": "coal_face", "critical": "true",
+                            "power_cut": "true"},
      {"ch4": (0.3, 1.6), "co": (5.0, 30.0), "o2": (20.8, 19.0)}),
-    (0.10, "gas_detector", {"sector": "coal", "location": "return_airway", "critical": "true"},
+    (0.06, "gas_detector", {"sector": "coal", "location": "return_airway", "critical": "true"},
      {"ch4": (0.4, 1.1), "co": (4.0, 25.0)}),
-    (0.10, "gas_detector", {"sector": "coal", "location": "heading_face"},
-     {"ch4": (0.3, 1.2), "co2": (0.2, 0.6)}),
-    (0.25, "gas_detector", {"sector": "chemical"},
+    (0.06, "gas_detector", {"sector": "coal", "location": "heading_face"},
+     {"ch4": (0.3, 1.2), "co2": (0.2, 0.6), "no2": (0.3, 3.0), "so2": (0.4, 6.0)}),
+    (0.15, "gas_detector", {"sector": "chemical", "installation": "mh-1"},
      {"lel": (2.0, 30.0), "h2s": (0.5, 9.0), "co": (3.0, 20.0), "o2": (20.9, 19.0)}),
-    (0.15, "dust_collector", {"collector": "dry", "dust": "metal", "dp_rated": "1200"},
-     {"dp": (1150.0, 1600.0), "hopper_temp": (35.0, 75.0), "inlet_temp": (40.0, 72.0)}),
-    (0.10, "tailings_monitor", {"dam": "dam-1", "item": "displacement", "warn_blue": "10",
+    (0.08, "tank_monitor", TANK, {"level": (7.0, 14.5), "temp": (25.0, 45.0),
+                                  "pressure": (10.0, 22.0)}),
+    (0.05, "gas_detector", {"sector": "metallurgy"}, {"co": (3.0, 40.0)}),
+    (0.05, "gas_detector", {"sector": "metal_mine"},
+     {"co": (4.0, 30.0), "o2": (20.8, 19.5), "no2": (0.3, 3.0)}),
+    (0.03, "anemometer", {"sector": "metal_mine", "air_speed_min": "0.25"},
+     {"air_speed": (1.0, 0.1)}),
+    (0.10, "dust_collector", {"collector": "dry", "dust": "metal", "dp_rated": "1200",
+                              "air_speed_min": "23"},
+     {"dp": (1150.0, 1600.0), "hopper_temp": (35.0, 75.0), "inlet_temp": (40.0, 72.0),
+      "air_speed": (28.0, 20.0)}),
+    (0.05, "dust_collector", {"collector": "wet", "dust": "wood", "dp_rated": "1200",
+                              "water_level_min": "0.8", "flow_min": "20"},
+     {"dp": (1150.0, 1600.0), "water_level": (1.2, 0.6), "flow": (30.0, 12.0)}),
+    (0.03, "casting_monitor", CAST, {"cw_pressure": (0.38, 0.2), "cw_flow": (120.0, 70.0),
+                                     "cw_temp": (22.0, 42.0), "melt_level": (66.0, 125.0)}),
+    (0.04, "workshop_monitor", {"max_people": "6", "max_kg": "50", "temp_max": "32",
+                                "humidity_min": "60"},
+     {"people": (3.0, 8.0), "explosive_kg": (25.0, 55.0), "temp": (20.0, 34.0),
+      "humidity": (75.0, 55.0)}),
+    (0.08, "tailings_monitor", {"dam": "dam-1", "item": "displacement", "warn_blue": "10",
                                 "warn_yellow": "20", "warn_orange": "30", "warn_red": "40"},
      {"displacement": (3.0, 25.0)}),
-    (0.10, "power_meter", {"idle_kw": "50"}, {"p_active": (20.0, 400.0)}),
+    (0.09, "power_meter", {"idle_kw": "50", "night_kw": "100"}, {"p_active": (20.0, 400.0)}),
+    (0.01, "power_meter", {"idle_kw": "50", "jump_kw": "200"}, {"p_active": (20.0, 400.0)}),
 ]  # fmt: skip
 
 

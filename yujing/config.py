@@ -40,6 +40,12 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 8000
 
+    # HTTP server limits: a larger request body is refused with 413 before it is read whole;
+    # a client that has not sent its request headers within the timeout is disconnected.
+    http_max_body_bytes: int = 1024 * 1024
+    http_header_timeout_s: float = 10.0
+    http_keepalive_timeout_s: float = 5.0
+
     admin_token: str = ""
     auto_register: bool = False
 

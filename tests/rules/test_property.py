@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from msgspec.structs import replace
 
-from yujing.ingest.batch import DeviceInfo
+from yujing.ingest.batch import DeviceInfo, Status
 from yujing.rules.engine import Engine
 from yujing.rules.model import Rule, parse_rule
 from yujing.rules.reference import Reference
@@ -19,8 +19,9 @@ from yujing.rules.transition import Transition
 
 VALUES = [0.0, 0.7, 0.8, 0.9, 0.95, 1.0, 1.05, 1.2, 1.5, 1.6, 2.0, math.nan]
 DEVICES = [gas("d0", critical=True), gas("d1"), gas("d2", location="upper_corner", critical=True),
-           DeviceInfo("e1", "d3", "gas_detector", "s2",
-                      {"sector": "coal", "location": "coal_face"})]  # fmt: skip
+           DeviceInfo("e1", "d3", "gas_detector", "s2", {"sector": "coal", "location": "coal_face"},
+                      intervals={"ch4": 1.0})]  # fmt: skip
+STATES = ["online", "offline", "fault", "maintenance"]
 
 
 @st.composite
@@ -91,6 +92,12 @@ def rule_sets(draw: st.DrawFn) -> list[Rule]:
             {"id": "silent", "kind": "absent", "select": {}, "levels": {"blue": 4, "red": 9}}
         )
     if draw(st.booleans()):
+        # counted in reporting intervals: d3 reports every 1 s, the others take the default
+        rules.append({"id": "missed", "kind": "absent", "select": {"point": "ch4"},
+                      "signal": draw(st.sampled_from(["silence", "fault"])),
+                      "intervals": {"blue": 3}, "levels": {"orange": 5},
+                      "default_interval_s": draw(st.sampled_from([1, 2, 4]))})  # fmt: skip
+    if draw(st.booleans()):
         direction = draw(st.sampled_from(["above", "below"]))
         sign = 1 if direction == "above" else -1
         rules.append({"id": "rate", "kind": "rate", "select": {"point": "ch4"},
@@ -102,6 +109,11 @@ def rule_sets(draw: st.DrawFn) -> list[Rule]:
         rules.append({"id": "grp", "kind": "composite", "group_by": "site", "of_level": "yellow",
                       "count": 2,
                       "level": "orange", "window_s": 5})  # fmt: skip
+    if draw(st.booleans()):
+        # a group of groups: distinct locations of one sector with a point at blue or above
+        rules.append({"id": "grp2", "kind": "composite", "group_by": "sector",
+                      "distinct": "location", "of_level": "blue", "count": 2, "level": "red",
+                      "window_s": draw(st.sampled_from([1, 5]))})  # fmt: skip
     return [parse_rule(r) for r in rules]
 
 
@@ -119,6 +131,10 @@ def streams(draw: st.DrawFn) -> list[Any]:
                      t + jitter, draw(st.sampled_from(VALUES)), q))  # fmt: skip
         if draw(st.integers(0, 9)) == 0:
             rows.append(("tick", t + draw(st.sampled_from([0, 3000, 5000, 10_000]))))
+        if draw(st.integers(0, 7)) == 0:
+            rows.append(("status", Status(draw(st.sampled_from(DEVICES)),
+                                          t + draw(st.sampled_from([-2000, 0, 500])),
+                                          draw(st.sampled_from(STATES)))))  # fmt: skip
     return rows
 
 
@@ -130,11 +146,13 @@ def run(
     edges = {c % (len(rows) + 1) for c in cuts}
     pending: list[Any] = []
     for i, row in enumerate([*rows, ("tick", final_tick)]):
-        if (i in edges or row[0] == "tick") and pending:
+        if (i in edges or row[0] in ("tick", "status")) and pending:
             out.extend(engine.on_batch(batch(pending)))
             pending = []
         if row[0] == "tick":
             out.extend(engine.on_tick(row[1]))
+        elif row[0] == "status":
+            out.extend(engine.on_status([row[1]]))
         else:
             pending.append(row)
     return out
@@ -147,7 +165,9 @@ def test_vectorised_engine_equals_reference_however_split(
     rules: list[Rule], rows: list[Any], cuts: list[int], cuts2: list[int], tick: int
 ) -> None:
     versions = [(r, 1) for r in rules]
-    now = max(r[2] if r[0] != "tick" else r[1] for r in rows) + tick
+    now = (
+        max(r[1] if r[0] == "tick" else r[1].ts if r[0] == "status" else r[2] for r in rows) + tick
+    )
     ref = Reference(versions)
     want = run(ref, rows, [], now)
     engine = Engine(versions)
@@ -158,9 +178,17 @@ def test_vectorised_engine_equals_reference_however_split(
     assert engine.late_readings == ref.late_readings
 
 
+def stamp(row: Any) -> int:
+    if row[0] == "tick":
+        return int(row[1])
+    return int(row[1].ts) if row[0] == "status" else int(row[2])
+
+
 def with_registry_ids(rows: list[Any]) -> list[Any]:
     ids = {d.key: i + 1 for i, d in enumerate(DEVICES)}
     return [
-        row if row[0] == "tick" else (replace(row[0], uid=ids[row[0].key], rev=1), *row[1:])
+        row
+        if row[0] in ("tick", "status")
+        else (replace(row[0], uid=ids[row[0].key], rev=1), *row[1:])
         for row in rows
     ]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Sequence
 
 import asyncpg
@@ -13,7 +14,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from yujing.config import Settings
-from yujing.ingest.batch import DeviceInfo, Event, encode
+from yujing.ingest.batch import DeviceInfo, Event, Status, encode
 from yujing.ingest.bus import Consumer, MemoryBus, Topics
 from yujing.rules import store, transition
 from yujing.rules.model import parse_rule
@@ -137,3 +138,45 @@ async def test_state_survives_a_restart(engine: Running, pool: asyncpg.Pool) -> 
         assert steps(await drain(again.out, 1)) == [("coal-face-ch4", 1, 4, 0)]
     finally:
         await again.close()
+
+
+async def test_device_status_acts_at_once_and_maintenance_opens_a_window(
+    engine: Running, pool: asyncpg.Pool
+) -> None:
+    crit = gas("gd-9", critical=True)
+    now = int(time.time() * 1000)
+    await engine.bus.publish(
+        Topics.READINGS, [(b"e1/gd-9", series(crit, "ch4", [0.3], t0=now - 1_000).to_bytes())]
+    )
+    await engine.bus.publish(Topics.STATUS, [(b"e1/gd-9", encode(Status(crit, now, "offline")))])
+    got = await drain(engine.out, 1)
+    assert [(t.rule_id, t.to_level) for t in got] == [("critical-offline", 1)]
+    await engine.bus.publish(
+        Topics.STATUS, [(b"e1/gd-9", encode(Status(crit, now + 1_000, "maintenance", "swap")))]
+    )
+    await engine.bus.publish(
+        Topics.STATUS, [(b"e1/gd-9", encode(Status(crit, now + 1_000, "maintenance", "swap")))]
+    )  # a redelivery opens no second window
+    assert await drain(engine.out, 1, timeout_s=1.0) == []  # maintenance changes no level
+    rows: list[asyncpg.Record] = []
+    for _ in range(50):
+        rows = await pool.fetch(
+            "SELECT device, reason, created_by, ends_at > starts_at + interval '1 day' AS open"
+            " FROM maintenance_windows WHERE enterprise = 'e1'"
+        )
+        if rows:
+            break
+        await asyncio.sleep(0.1)
+    assert [tuple(r) for r in rows] == [
+        ("gd-9", "device status: maintenance swap", "device-status", True)
+    ]
+    await engine.bus.publish(
+        Topics.STATUS, [(b"e1/gd-9", encode(Status(crit, now + 5_000, "online")))]
+    )
+    got = await drain(engine.out, 1)
+    assert [(t.rule_id, t.from_level, t.to_level) for t in got] == [("critical-offline", 1, 0)]
+    open_ = await pool.fetchval(
+        "SELECT ends_at > starts_at + interval '1 day' FROM maintenance_windows"
+        " WHERE enterprise = 'e1'"
+    )
+    assert open_ is False

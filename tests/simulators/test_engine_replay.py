@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from yujing.config import Settings
-from yujing.ingest.batch import DeviceInfo, Event, ReadingBatch
-from yujing.ingest.payloads import decode_event, decode_telemetry, parse_topic
+from yujing.ingest.batch import DeviceInfo, Event, ReadingBatch, Status
+from yujing.ingest.payloads import decode_event, decode_status, decode_telemetry, parse_topic
 from yujing.levels import Level
 from yujing.rules.engine import Engine
 from yujing.rules.packs import default_rules
@@ -25,7 +25,10 @@ SKEW_MS = round(Settings().max_future_skew_s * 1000)
 def _info(sc: Scenario, enterprise: str, device: str) -> DeviceInfo:
     d = sc.fleet.device(enterprise, device)
     units = {p: str(spec["unit"]) for p, spec in d.points.items()}
-    return DeviceInfo(d.enterprise, d.device, d.kind, d.site, dict(d.tags), units)
+    intervals = {p: float(spec["interval_s"]) for p, spec in d.points.items()}
+    return DeviceInfo(
+        d.enterprise, d.device, d.kind, d.site, dict(d.tags), units, intervals=intervals
+    )
 
 
 def _observed(t: Transition, start_ms: int) -> Observed:
@@ -78,6 +81,9 @@ def replay(sc: Scenario, tick_ms: int = 1000) -> list[Transition]:
         elif topic.kind == "event":
             ts, etype, count, seq, attrs = decode_event(msg.payload, now, SKEW_MS)
             out += engine.on_events([Event(info, ts, etype, count, seq, attrs)])
+        else:
+            ts, state, detail = decode_status(msg.payload, now, SKEW_MS)
+            out += engine.on_status([Status(info, ts, state, detail)])
     return out
 
 

@@ -8,16 +8,18 @@ from importlib import resources
 from pathlib import Path
 
 import asyncpg
-from fastapi import FastAPI
-from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi import Depends, FastAPI
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from yujing import __version__
 from yujing.alerts.store import AlertStore
-from yujing.api import problems
-from yujing.api.problems import problem_response
+from yujing.api import limits, problems
+from yujing.api.deps import Viewer
+from yujing.api.problems import Problem, problem_response
+from yujing.api.query import known_query
 from yujing.api.routes import (
     alerts,
     asyncapi,
@@ -32,6 +34,7 @@ from yujing.api.routes import (
     tokens,
     webhooks,
 )
+from yujing.api.schemas import Health, Readiness
 from yujing.api.stream import ChangeHub
 from yujing.config import Settings
 from yujing.ingest.bus import Bus
@@ -48,20 +51,21 @@ def create_app(
     hub: ChangeHub,
     checks: dict[str, Check] | None = None,
 ) -> FastAPI:
-    app = FastAPI(
+    # Swagger UI and ReDoc from files in the package: /docs works without the internet.
+    app = FastAPIOffline(
         title="yujing 预警",
         version=__version__,
         description="Graded risk alerts from work-safety sensor streams.",
-        docs_url=None,  # served below from the swagger-ui-py wheel: no CDN
-        redoc_url=None,
     )
     app.state.settings, app.state.pool, app.state.bus = settings, pool, bus
     app.state.store, app.state.hub = store, hub
     app.state.presence = PresenceFigures(pool, store.now)
     problems.install(app)
+    limits.install(app, settings.http_max_body_bytes)
     for module in (alerts, rules, device_batches, devices, enterprises, sites, deadletters,
                    tokens, webhooks, maintenance, picture, asyncapi):  # fmt: skip
-        app.include_router(module.router, prefix="/api/v1")
+        # One mechanism for every route: a query parameter it does not declare is refused.
+        app.include_router(module.router, prefix="/api/v1", dependencies=[Depends(known_query)])
 
     async def database() -> bool:
         async with pool.acquire() as conn:
@@ -69,12 +73,18 @@ def create_app(
 
     all_checks: dict[str, Check] = {"database": database, **(checks or {})}
 
-    @app.get("/healthz", tags=["health"])
+    @app.get("/healthz", tags=["health"], response_model=Health)
     async def healthz() -> dict[str, str]:
+        """The process answers (liveness)."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"], response_model=None)
+    @app.get(
+        "/readyz", tags=["health"], response_model=Readiness,
+        responses={503: {"description": "a dependency is not reachable (problem+json)"}},
+    )  # fmt: skip
     async def readyz() -> dict[str, object] | Response:
+        """Every server this process uses answers: the database, the bus and, where ingest
+        or the alerts stage run, the MQTT broker."""
         results: dict[str, bool] = {}
         for name, check in all_checks.items():
             try:
@@ -86,11 +96,16 @@ def create_app(
         failing = ", ".join(n for n, ok in results.items() if not ok)
         return problem_response(503, "Unavailable", f"not reachable: {failing}", checks=results)
 
-    @app.get("/metrics", tags=["health"])
-    async def metrics() -> Response:
+    @app.get(
+        "/metrics", tags=["health"], response_class=Response,
+        responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus"}},
+    )  # fmt: skip
+    async def metrics(principal: Viewer) -> Response:
+        # Labelled by enterprise: only a token of global scope (the scraper's) reads them.
+        if principal.enterprises is not None:
+            raise Problem(403, "Forbidden", "/metrics needs a token scoped to every enterprise")
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    _docs(app)
     _screen(app, web_dist())
     return app
 
@@ -100,21 +115,6 @@ def web_dist() -> Path | None:
     when there is none (an installed wheel: the plain board is served instead)."""
     dist = Path(__file__).resolve().parents[2] / "web" / "dist"
     return dist if (dist / "index.html").is_file() else None
-
-
-def _docs(app: FastAPI) -> None:
-    static = resources.files("swagger_ui").joinpath("static")
-    app.mount("/docs/static", StaticFiles(directory=str(static)), name="swagger-ui")
-
-    @app.get("/docs", include_in_schema=False)
-    async def docs() -> HTMLResponse:
-        return get_swagger_ui_html(
-            openapi_url=app.openapi_url or "/openapi.json",
-            title=f"{app.title} API",
-            swagger_js_url="/docs/static/swagger-ui-bundle.js",
-            swagger_css_url="/docs/static/swagger-ui.css",
-            swagger_favicon_url="/docs/static/favicon-32x32.png",
-        )
 
 
 def _screen(app: FastAPI, dist: Path | None) -> None:

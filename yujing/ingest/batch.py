@@ -38,6 +38,9 @@ class DeviceInfo(msgspec.Struct, frozen=True):
     # changed record with numpy on these, instead of comparing names and records one by one.
     uid: int = 0
     rev: int = 0
+    # Each point's registered reporting interval (s); device-health rules count missed
+    # intervals against it. A point without one is judged against the rules' default.
+    intervals: dict[str, float] = {}
 
     @property
     def key(self) -> str:

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from yujing.ingest.bus import Consumer, Record, Topics
@@ -95,6 +96,10 @@ class _KafkaConsumer:
                 auto_offset_reset="earliest",
                 max_partition_fetch_bytes=8 * 1024 * 1024,
                 fetch_max_bytes=32 * 1024 * 1024,
+                # Range assignment gives a member partition n of every topic it reads:
+                # a device's readings, events and status (same key, same partition count)
+                # then reach the same engine, which `assignment()` below relies on.
+                partition_assignment_strategy=(RangePartitionAssignor,),
             )
             await consumer.start()
             self._consumer = consumer

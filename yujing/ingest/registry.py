@@ -36,6 +36,11 @@ def device_info(row: Any) -> DeviceInfo:
         units={name: str(p.get("unit", "")) for name, p in points.items()},
         uid=row["uid"],
         rev=row["rev"],
+        intervals={
+            name: float(p["interval_s"])
+            for name, p in points.items()
+            if isinstance(p.get("interval_s"), int | float) and p["interval_s"] > 0
+        },
     )
 
 

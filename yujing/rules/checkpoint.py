@@ -71,6 +71,8 @@ class Checkpoints:
         now = datetime.now(UTC)
         rows = []
         for (topic, partition), offset in self.next_offset.items():
+            if topic not in STATEFUL:
+                continue  # status changes live in the readings partitions' health slots
             on_events = topic == Topics.EVENTS
             state = snapshot.dump(engine, partition, series=not on_events, events=on_events)
             rows.append((self.group, topic, partition, offset, state, now))

@@ -13,11 +13,20 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from yujing.ingest.batch import Q_OK, DeviceInfo, Event, ReadingBatch
+from yujing.ingest.batch import Q_OK, DeviceInfo, Event, ReadingBatch, Status
 from yujing.registry.sectors import effective_state
+from yujing.rules.calibration import Calibrations
 from yujing.rules.emit import RuleEntry
 from yujing.rules.health import Health
-from yujing.rules.model import CompositeRule, EventRule, RateRule, Rule, ThresholdRule, site_states
+from yujing.rules.model import (
+    CalibrationRule,
+    CompositeRule,
+    EventRule,
+    RateRule,
+    Rule,
+    ThresholdRule,
+    site_states,
+)
 from yujing.rules.rate import Rates
 from yujing.rules.series import Runs, Series
 from yujing.rules.signals import Composites, EventCounts
@@ -36,6 +45,7 @@ class Engine:
         self.rates = Rates()
         self.events = EventCounts()
         self.composites = Composites()
+        self.calibrations = Calibrations()
         self.entries: dict[str, RuleEntry] = {}
         self._next_index = 0
         # What rules see of a site: the stricter of its own state and its enterprise's.
@@ -45,6 +55,10 @@ class Engine:
         self.by_kind_point: dict[tuple[str, str], set[int]] = {}
         self.late_readings = 0
         self.readings = 0
+        # The engine's clock (last tick): rules with `off_hours` apply only when it is off
+        # hours; their gate changes on the tick, like a site state change.
+        self.clock_ms: int | None = None
+        self._off_hours: dict[str, bool] = {}
         self.set_rules(rules)
 
     # ---- rules -------------------------------------------------------------------------
@@ -54,7 +68,7 @@ class Engine:
         their slots; a rule with a new version keeps each series' current level (so an
         open alert is neither orphaned nor raised again) and restarts its timers."""
         wanted = {r.id: (r, v) for r, v in rules if r.enabled}
-        carried: dict[str, dict[int, int]] = {}
+        carried: dict[str, dict[Any, int]] = {}
         for rid, entry in list(self.entries.items()):
             keep = wanted.get(rid)
             if keep is not None and keep[1] == entry.version and keep[0] == entry.rule:
@@ -71,7 +85,9 @@ class Engine:
         self.thresholds.slots.compact()
         self.health.compact()
 
-    def _unbind(self, entry: RuleEntry) -> dict[int, int]:
+    def _unbind(self, entry: RuleEntry) -> dict[Any, int]:
+        if isinstance(entry.rule, CalibrationRule):
+            return self.calibrations.unbind(entry)
         if isinstance(entry.rule, EventRule):
             return self.events.unbind(entry)
         if isinstance(entry.rule, CompositeRule):
@@ -90,6 +106,10 @@ class Engine:
 
     def _bind_rule(self, entry: RuleEntry, carried: dict[int, int]) -> None:
         rule = entry.rule
+        if isinstance(rule, CalibrationRule):
+            self.calibrations.bind(entry)
+            self.calibrations.carry(carried)  # type: ignore[arg-type]
+            return
         if isinstance(rule, EventRule):
             self.events.bind(entry, carried)
             return
@@ -133,30 +153,59 @@ class Engine:
 
     def _matches(self, rule: Rule, sid: int) -> bool:
         info, point = self.series.info(sid)
-        return rule.select.matches(info.kind, point, info.tags)
+        return rule.binds(info.enterprise, info.kind, point, info.tags)
 
     def _gate(self, rule: Rule, info: DeviceInfo) -> bool:
+        if not self._calendar(rule):
+            return False
         states = site_states(getattr(rule, "site_state", None))
         if states is None:
             return True
         return self.state_of(info.enterprise, info.site) in states
 
+    def _calendar(self, rule: Rule) -> bool:
+        hours = getattr(rule, "off_hours", None)
+        return hours is None or (self.clock_ms is not None and hours.active(self.clock_ms))
+
+    def _tick_calendar(self, now_ms: int) -> None:
+        """Open or close the gates of `off_hours` rules whose state changed at this tick."""
+        self.clock_ms = now_ms
+        slots = self.thresholds.slots
+        for entry in self.thresholds.entries.values():
+            rule = entry.rule
+            if not isinstance(rule, ThresholdRule) or rule.off_hours is None:
+                continue
+            now = self._calendar(rule)
+            if self._off_hours.get(rule.id) == now:
+                continue
+            self._off_hours[rule.id] = now
+            k = slots.of_rule(entry.index)
+            gates = [
+                self._gate(rule, self.series.devices[int(self.series.device[slots.series[x]])])
+                for x in k.tolist()
+            ]
+            self.thresholds.set_gate(k, np.array(gates, np.bool_))
+
     def _bind_series(self, sids: list[int]) -> None:
         """Bind every rule to new series (or to series of a device whose record changed).
         Series of the same kind, point and tags match the same rules: decided once."""
         by_rule: dict[str, list[int]] = {}
-        decided: dict[tuple[str, str, tuple[tuple[str, str], ...]], list[str]] = {}
+        decided: dict[tuple[str, str, str, tuple[tuple[str, str], ...]], list[str]] = {}
         series_rules = [
-            e for e in self.entries.values() if not isinstance(e.rule, EventRule | CompositeRule)
+            e
+            for e in self.entries.values()
+            if not isinstance(e.rule, EventRule | CompositeRule | CalibrationRule)
         ]
         for sid in sids:
             info, point = self.series.info(sid)
             self.by_kind_point.setdefault((info.kind, point), set()).add(sid)
-            shape = (info.kind, point, tuple(sorted(info.tags.items())))
+            shape = (info.enterprise, info.kind, point, tuple(sorted(info.tags.items())))
             rids = decided.get(shape)
             if rids is None:
                 rids = decided[shape] = [
-                    e.id for e in series_rules if e.rule.select.matches(info.kind, point, info.tags)
+                    e.id
+                    for e in series_rules
+                    if e.rule.binds(info.enterprise, info.kind, point, info.tags)
                 ]
             for rid in rids:
                 by_rule.setdefault(rid, []).append(sid)
@@ -198,6 +247,8 @@ class Engine:
         """Series id of each reading, binding rules to series seen for the first time.
         A loop over the batch's device table: the one per-device cost of a batch."""
         sid32, new, changed = self.series.lookup(batch, partition)
+        if new or changed:
+            self.calibrations.touch()
         if changed:
             self._rebind_devices(changed)
         if new:
@@ -237,15 +288,29 @@ class Engine:
             out.extend((i, t) for t in self.events.on_event(ev, gate))
         return self._finish(out)
 
+    def on_status(self, statuses: Sequence[Status]) -> list[Transition]:
+        """Transitions caused by devices' own status messages (`yj.status`), in their order:
+        see `Health.on_status`. A device the engine has no series of yet is not judged."""
+        out: list[tuple[int, Transition]] = []
+        for i, st in enumerate(statuses):
+            dev = self.series.device_index.get((st.device.enterprise, st.device.device))
+            if dev is None:
+                continue
+            sids = list(self.series.of_device(dev))
+            out.extend((i, t) for t in self.health.on_status(sids, st.state, st.ts, self.series))
+        return self._finish(out)
+
     def on_tick(self, now_ms: int, partitions: Collection[int] | None = None) -> list[Transition]:
         """The clock: silence and fault durations, window expiry. `partitions`: the input
         partitions this engine owns now (None: all), so that an engine does not declare
         silent the devices whose partition moved to another engine."""
+        self._tick_calendar(now_ms)
         owned = None if partitions is None else np.fromiter(partitions, np.int32)
         out = [(0, t) for t in self.health.on_tick(now_ms, self.series, owned)]
         out.extend((0, t) for t in self.events.on_tick(now_ms, partitions))
         result = self._finish(out)
         result.extend(self.composites.on_tick(now_ms))
+        result.extend(self.calibrations.on_tick(now_ms, self.series, partitions))
         return result
 
     def _site_of(self, info: DeviceInfo) -> str:
@@ -293,6 +358,22 @@ class Engine:
             for x in k.tolist()
         ]
         self.thresholds.set_gate(k, np.array(gates, np.bool_))
+
+    def device_removed(self, enterprise: str, device: str) -> None:
+        """The registry deleted a device: no rule watches its series any more (a device
+        that is gone raises no offline alert); a later batch of it binds them again."""
+        dev = self.series.device_index.get((enterprise, device))
+        if dev is None:
+            return
+        sids = list(self.series.of_device(dev))
+        if sids:
+            arr = np.array(sids, np.intp)
+            self.thresholds.slots.remove(self.thresholds.slots.of_series(arr))
+            self.health.remove_series(arr)
+            self.rates.remove_series(arr)
+            for kp in self.by_kind_point.values():
+                kp.difference_update(sids)
+        self.series.forget((enterprise, device))
 
     def device_changed(self, enterprise: str, device: str) -> None:
         """The registry changed a device record; its next batch rebinds its series."""

@@ -67,7 +67,7 @@ class Health:
         self.entries[entry.index] = entry
         rows = []
         for sid in sids:
-            info, _ = series.info(sid)
+            info, point = series.info(sid)
             rule = entry.for_device(info.device)
             assert isinstance(rule, AbsentRule | StuckRule)
             mode = (
@@ -75,7 +75,12 @@ class Health:
                 if isinstance(rule, StuckRule)
                 else (FAULT if rule.signal == "fault" else SILENCE)
             )
-            dur, present = durations(rule.levels)
+            levels = (
+                rule.seconds(info.intervals.get(point))
+                if isinstance(rule, AbsentRule)
+                else rule.levels
+            )
+            dur, present = durations(levels)
             eps = rule.epsilon if isinstance(rule, StuckRule) else 0.0
             rows.append((sid, mode, dur, present, eps, carried.get(sid, 0)))
         k = self.slots.add(entry.index, np.array([r[0] for r in rows], np.intp))
@@ -211,6 +216,36 @@ class Health:
             threshold=None,
         )
 
+    def on_status(self, sids: list[int], state: str, ts: int, series: Series) -> list[Transition]:
+        """A device's own status message on its series, at once: `offline` raises the
+        silence rules' lowest level, `fault` starts a fault run and raises the fault rules'
+        lowest level; `online` clears both and restarts the silence count. A status older
+        than the newest reading of a series is late there and does nothing."""
+        if state not in ("online", "offline", "fault") or not sids:
+            return []
+        c = self.slots.col
+        k = self.slots.of_series(np.array(sids, np.intp))
+        k = k[series.last_ts[self.slots.series[k]] <= ts]
+        mode, level = c["mode"][k], c["level"][k]
+        new = level.copy()
+        lowest = (np.argmax(c["present"][k], axis=1) + 1).astype(np.int8)
+        if state == "online":
+            hit = mode != STUCK
+            c["since"][k[hit]] = np.where(mode[hit] == SILENCE, ts, NONE)
+            new[hit] = 0
+        else:
+            hit = mode == (SILENCE if state == "offline" else FAULT)
+            if state == "fault":
+                since = c["since"][k[hit]]
+                c["since"][k[hit]] = np.where(since == NONE, ts, since)
+            new[hit] = np.maximum(level[hit], lowest[hit])
+        change = np.flatnonzero(new != level)
+        c["level"][k[change]] = new[change]
+        return [
+            self._transition(int(k[i]), int(level[i]), int(new[i]), ts, math.nan, series)
+            for i in change.tolist()
+        ]
+
     def on_tick(
         self, now_ms: int, series: Series, owned: npt.NDArray[np.int32] | None
     ) -> list[Transition]:
@@ -226,7 +261,9 @@ class Health:
         if not len(k):
             return []
         mode = c["mode"][k]
-        start = np.where(mode == SILENCE, series.last_ts[self.slots.series[k]], c["since"][k])
+        # Silence counts from the last reading, or from an `online` status if that is later.
+        last = series.last_ts[self.slots.series[k]]
+        start = np.where(mode == SILENCE, np.maximum(last, c["since"][k]), c["since"][k])
         running = start != NONE
         elapsed = np.where(running, now_ms - np.where(running, start, 0), -1)
         grown = np.where(running, level_at(c["dur"][k], elapsed), 0)

@@ -23,7 +23,7 @@ import numpy.typing as npt
 
 from yujing.levels import COLOURS
 from yujing.rules.emit import RuleEntry, series_transition
-from yujing.rules.model import RateRule
+from yujing.rules.model import RateRule, _ordered, resolve_bound
 from yujing.rules.series import F64, I64, NONE_TS, B, Series
 from yujing.rules.threshold import step
 from yujing.rules.transition import Transition
@@ -41,14 +41,24 @@ class RateSlot:
     history: deque[tuple[int, float]] = field(default_factory=deque)
 
 
-def _state(rule: RateRule, level: int) -> list[Any]:
+def _state(rule: RateRule, level: int, tags: dict[str, str]) -> list[Any] | None:
+    """The threshold state of one slot; None when a tag threshold cannot be resolved or the
+    resolved numbers do not rise with the level (the slot is then not bound)."""
     sign = 1.0 if rule.direction == "above" else -1.0
+    levels = {w: resolve_bound(b, tags) for w, b in rule.levels.items()}
+    numbers = {w: v for w, v in levels.items() if v is not None}
+    if len(numbers) != len(levels):
+        return None
+    try:
+        _ordered(numbers, increasing=sign > 0, what="levels")
+    except ValueError:
+        return None
     thr, present = [math.inf] * 4, [False] * 4
     nxt = math.inf
     for i in range(3, -1, -1):
         word = COLOURS[i].word
-        if word in rule.levels:
-            nxt = sign * rule.levels[word]
+        if word in numbers:
+            nxt = sign * numbers[word]
             present[i] = True
         thr[i] = nxt
     clr = [t if p else math.nan for t, p in zip(thr, present, strict=True)]
@@ -78,9 +88,10 @@ class Rates:
             rule = entry.for_device(info.device)
             assert isinstance(rule, RateRule)
             sign = 1.0 if rule.direction == "above" else -1.0
-            slot = RateSlot(
-                entry, sid, round(rule.window_s * 1000), sign, _state(rule, carried.get(sid, 0))
-            )
+            state = _state(rule, carried.get(sid, 0), info.tags)
+            if state is None:
+                continue
+            slot = RateSlot(entry, sid, round(rule.window_s * 1000), sign, state)
             self.by_series.setdefault(sid, []).append(slot)
         self._mark(series.count)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from yujing.ingest.batch import Q_FAULT, Q_OK, DeviceInfo, ReadingBatch
+from yujing.ingest.batch import Q_FAULT, Q_OK, DeviceInfo, ReadingBatch, Status
 from yujing.levels import Level
 from yujing.rules.emit import RuleEntry, series_transition
 from yujing.rules.model import (
@@ -38,6 +38,19 @@ class _State:
     since: int | None = None  # stuck: start of the unchanged run; fault: start of the fault run
     anchor: float | None = None
     window: list[tuple[int, float]] = field(default_factory=list)  # rate: usable readings
+    online: int | None = None  # silence: time of the last `online` status
+
+
+def absent_seconds(rule: AbsentRule, info: DeviceInfo, point: str) -> dict[int, float]:
+    """Level → seconds for this point: intervals times its registered interval; a level
+    is never reached before a lower one."""
+    every = info.intervals.get(point) or rule.default_interval_s
+    secs = {int(Level.parse(w)): s for w, s in rule.levels.items()}
+    secs.update({int(Level.parse(w)): n * every for w, n in rule.intervals.items()})
+    out: dict[int, float] = {}
+    for lv in sorted(secs):
+        out[lv] = max([secs[lv], *out.values()])
+    return out
 
 
 class Reference:
@@ -52,6 +65,7 @@ class Reference:
         self.infos: dict[tuple[str, str], DeviceInfo] = {}
         self.site_state: dict[tuple[str, str], str] = {}
         self.late_readings = 0
+        self.clock: int | None = None  # the last tick: off_hours rules follow it
         self.composites = Composites()
         self._series = Series()  # only the device table, for the composites' tag lookups
         for e in self.entries:
@@ -82,8 +96,8 @@ class Reference:
     def _reading(
         self, e: RuleEntry, info: DeviceInfo, point: str, ts: int, v: float, q: int
     ) -> Transition | None:
-        if e.rule.kind not in ("threshold", "rate", "absent", "stuck") or not e.rule.select.matches(
-            info.kind, point, info.tags
+        if e.rule.kind not in ("threshold", "rate", "absent", "stuck") or not e.rule.binds(
+            info.enterprise, info.kind, point, info.tags
         ):
             return None
         rule = e.for_device(info.device)
@@ -186,6 +200,8 @@ class Reference:
         # the rate is graded exactly like a threshold rule with the same levels
         graded = ThresholdRule(id=rule.id, levels=dict(rule.levels), direction=rule.direction,
                                for_s=rule.for_s, clear_for_s=rule.clear_for_s)  # fmt: skip
+        if self._levels(graded, info) is None:
+            return None  # a tag threshold this device lacks: the rule is not bound to it
         t = self._threshold(e, graded, st, info, point, ts, rate)
         if t is None:
             return None
@@ -213,6 +229,8 @@ class Reference:
         gate = (
             states is None
             or self.site_state.get((info.enterprise, info.site), "operating") in states
+        ) and (
+            rule.off_hours is None or (self.clock is not None and rule.off_hours.active(self.clock))
         )
         target = 0
         if gate:
@@ -256,7 +274,44 @@ class Reference:
             direction=rule.direction,
         )
 
+    def on_status(self, statuses: list[Status]) -> list[Transition]:
+        out: list[Transition] = []
+        for status in statuses:
+            got = []
+            for e in self.entries:
+                if isinstance(e.rule, AbsentRule):
+                    got.extend(self._status(e, status))
+            out.extend(sorted(got, key=lambda t: t.key))
+        return self.composites.feed(out, self._series) if self.composites.active else out
+
+    def _status(self, e: RuleEntry, status: Status) -> list[Transition]:
+        out = []
+        key = status.device.key
+        for (rid, dkey, point), st in sorted(self.state.items()):
+            if rid != e.id or dkey != key or self.newest[(dkey, point)] > status.ts:
+                continue
+            info = self.infos[(dkey, point)]
+            rule = e.for_device(info.device)
+            before = st.level
+            if status.state == "online":
+                st.level = 0
+                if rule.signal == "silence":
+                    st.online = status.ts
+                else:
+                    st.since = None
+            elif status.state == ("offline" if rule.signal == "silence" else "fault"):
+                if rule.signal == "fault" and st.since is None:
+                    st.since = status.ts
+                st.level = max(st.level, min(absent_seconds(rule, info, point)))
+            if st.level != before:
+                out.append(
+                    series_transition(e, info, point, from_level=before, to_level=st.level,
+                                      ts=status.ts, value=None, threshold=None)
+                )  # fmt: skip
+        return out
+
     def on_tick(self, now_ms: int) -> list[Transition]:
+        self.clock = now_ms
         out = []
         for e in self.entries:
             if not isinstance(e.rule, AbsentRule):
@@ -267,11 +322,13 @@ class Reference:
                 info = self.infos[(dkey, point)]
                 rule = e.for_device(info.device)
                 start = self.newest[(dkey, point)] if rule.signal == "silence" else st.since
+                if rule.signal == "silence" and st.online is not None:
+                    start = max(self.newest[(dkey, point)], st.online)
                 if start is None:
                     continue
                 reached = [
-                    (int(Level.parse(w)), s)
-                    for w, s in rule.levels.items()
+                    (lv, s)
+                    for lv, s in absent_seconds(rule, info, point).items()
                     if now_ms - start >= round(s * 1000)
                 ]
                 if not reached or max(reached)[0] <= st.level:

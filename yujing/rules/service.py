@@ -21,8 +21,9 @@ import msgspec
 from prometheus_client import Counter
 
 from yujing.config import Settings
-from yujing.ingest.batch import EVENT_DECODER, Event, ReadingBatch
+from yujing.ingest.batch import EVENT_DECODER, STATUS_DECODER, Event, ReadingBatch, Status
 from yujing.ingest.bus import Bus, Consumer, Record, Topics
+from yujing.rules import status_marks
 from yujing.rules import transition as tr
 from yujing.rules.checkpoint import Checkpoints
 from yujing.rules.engine import Engine
@@ -94,7 +95,10 @@ class EngineService:
                     self._bad(rec, exc)
             elif rec.topic == Topics.REGISTRY and rec.key.startswith(b"device:"):
                 enterprise, _, device = rec.key[7:].decode(errors="replace").partition("/")
-                self.engine.device_changed(enterprise, device)
+                if _deleted(rec.value):
+                    self.engine.device_removed(enterprise, device)
+                else:
+                    self.engine.device_changed(enterprise, device)
         if reload:
             await self.reload_rules()
 
@@ -102,12 +106,15 @@ class EngineService:
         records = await self.snapshots.admit(self.engine, records)
         by_partition: dict[int, list[ReadingBatch]] = defaultdict(list)
         events: dict[int, list[Event]] = defaultdict(list)
+        statuses: list[Status] = []
         for rec in records:
             try:
                 if rec.topic == Topics.READINGS:
                     by_partition[rec.partition].append(ReadingBatch.from_bytes(rec.value))
                 elif rec.topic == Topics.EVENTS:
                     events[rec.partition].append(EVENT_DECODER.decode(rec.value))
+                elif rec.topic == Topics.STATUS:
+                    statuses.append(STATUS_DECODER.decode(rec.value))
             except (msgspec.DecodeError, ValueError, TypeError) as exc:
                 self._bad(rec, exc)
         out: list[Transition] = []
@@ -115,6 +122,10 @@ class EngineService:
             out.extend(self.engine.on_batch(ReadingBatch.concat(batches), partition))
         for partition, evs in events.items():
             out.extend(self.engine.on_events(evs, partition))
+        if statuses:
+            # The maintenance windows first, so the alerts these statuses cause are marked.
+            await status_marks.apply(self.pool, statuses)
+            out.extend(self.engine.on_status(statuses))
         self._count()
         return out
 
@@ -184,7 +195,7 @@ async def run_engine(settings: Settings, bus: Bus, pool: asyncpg.Pool, stop: asy
     # exist when a record is published, and ingest may start publishing at once. A site or
     # rule change between subscribing and loading is then applied twice, which is harmless.
     control = bus.consumer([Topics.RULES, Topics.REGISTRY], None)
-    data = bus.consumer([Topics.READINGS, Topics.EVENTS], settings.engine_group)
+    data = bus.consumer([Topics.READINGS, Topics.EVENTS, Topics.STATUS], settings.engine_group)
     try:
         await ensure_default_rules(pool)
         service = EngineService(settings, bus, pool, Engine(await load_rules(pool)))
@@ -202,3 +213,12 @@ async def run_engine(settings: Settings, bus: Bus, pool: asyncpg.Pool, stop: asy
     finally:
         await data.close()
         await control.close()
+
+
+def _deleted(value: bytes | None) -> bool:
+    """A registry record saying the device was deleted (`DELETE /devices/...`)."""
+    try:
+        body = json.loads(value or b"{}")
+    except ValueError:
+        return False
+    return isinstance(body, dict) and body.get("deleted") is True

@@ -27,6 +27,7 @@ class EventState:
     window: deque[tuple[int, int]] = field(default_factory=deque)
     level: int = 0
     newest: int = -(2**63)
+    pending: deque[tuple[int, int]] = field(default_factory=deque)  # waiting for an answer
 
 
 def count_level(levels: Mapping[Any, int], n: int) -> tuple[int, int | None]:
@@ -63,7 +64,10 @@ class EventCounts:
             rule = entry.rule
             assert isinstance(rule, EventRule)
             info = ev.device
-            if rule.event_type != ev.type or not rule.select.matches(info.kind, None, info.tags):
+            answer = rule.unanswered_by is not None and rule.unanswered_by == ev.type
+            if (rule.event_type != ev.type and not answer) or not rule.binds(
+                info.enterprise, info.kind, None, info.tags
+            ):
                 continue
             rule = entry.for_device(info.device)
             states = site_states(rule.site_state)
@@ -74,11 +78,29 @@ class EventCounts:
             st.newest, st.info = ev.ts, info
             if states is not None and site_state not in states:
                 continue
-            st.window.append((ev.ts, max(ev.count, 1)))
+            n = max(ev.count, 1)
+            if rule.unanswered_by is None:
+                st.window.append((ev.ts, n))
+            else:
+                self._expire(rule, st, ev.ts)
+                if answer:
+                    for _ in range(min(n, len(st.pending))):
+                        st.pending.popleft()  # answers the oldest events still waiting
+                else:
+                    st.pending.append((ev.ts, n))
             t = self._settle(entry, rule, st, ev.ts)
             if t is not None:
                 out.append(t)
         return out
+
+    @staticmethod
+    def _expire(rule: EventRule, st: EventState, now: int) -> None:
+        """Events whose answer did not come within `answer_within_s` count, from their
+        deadline on (an answer exactly at the deadline is in time)."""
+        within = round(rule.answer_within_s * 1000)
+        while st.pending and st.pending[0][0] + within < now:
+            ts, n = st.pending.popleft()
+            st.window.append((ts + within, n))
 
     def _settle(
         self, entry: RuleEntry, rule: EventRule, st: EventState, now: int
@@ -107,11 +129,13 @@ class EventCounts:
         out = []
         for (rid, dk), st in self.state.items():
             entry = self.entries.get(rid)
-            if entry is None or st.level == 0:
+            if entry is None or (st.level == 0 and not st.pending):
                 continue
             if partitions is not None and self.partition.get(dk, 0) not in partitions:
                 continue
-            t = self._settle(entry, entry.for_device(st.info.device), st, now_ms)
+            rule = entry.for_device(st.info.device)
+            self._expire(rule, st, now_ms)
+            t = self._settle(entry, rule, st, now_ms)
             if t is not None:
                 out.append(t)
         return out
@@ -171,7 +195,7 @@ class Composites:
         assert isinstance(rule, CompositeRule)
         if rule.rules and t.rule_id not in rule.rules:
             return None
-        if not rule.select.matches(info.kind, t.point, info.tags):
+        if not rule.binds(info.enterprise, info.kind, t.point, info.tags):
             return None
         parts = [info.site if g == "site" else info.tags.get(g) for g in rule.group_by]
         if any(p is None for p in parts):
@@ -182,6 +206,12 @@ class Composites:
         )
         of = int(Level.parse(rule.of_level))
         pk = (info.device, t.point or "-")
+        if rule.distinct:
+            # A group of groups: the point is filed under its sub-group, which is counted.
+            sub = [info.tags.get(g) for g in rule.distinct]
+            if any(p is None for p in sub):
+                return None
+            pk = (":".join(p for p in sub if p is not None), f"{info.device}/{t.point}")
         levels = st.points.setdefault(pk, {})
         was = max(levels.values(), default=0)
         levels[t.rule_id] = t.to_level
@@ -194,11 +224,12 @@ class Composites:
     ) -> Transition | None:
         of = int(Level.parse(rule.of_level))
         window = round(rule.window_s * 1000)
-        n = sum(
-            1
+        hot = [
+            pk
             for pk, levels in st.points.items()
             if max(levels.values(), default=0) >= of or now - st.hot_at.get(pk, -(2**62)) < window
-        )
+        ]
+        n = len({pk[0] for pk in hot}) if rule.distinct else len(hot)
         new = int(Level.parse(rule.level)) if n >= rule.count else 0
         if new == st.level:
             return None
@@ -218,7 +249,7 @@ class Composites:
             ts=now,
             value=float(n),
             threshold=float(rule.count),
-            unit="points",
+            unit="groups" if rule.distinct else "points",
             rule_name=rule.name,
             health=rule.health,
         )

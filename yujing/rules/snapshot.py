@@ -49,6 +49,10 @@ class _Snapshot(msgspec.Struct, array_like=True):
             int,
         ]
     ]
+    # event rules with `unanswered_by`: events still waiting for their answer
+    pending: list[tuple[str, str, list[tuple[int, int]]]] = []
+    # calibration rules: the level each device's alert is at (rule id, device key, level)
+    calibrations: list[tuple[str, str, int]] = []
 
 
 _ENC = msgspec.msgpack.Encoder()
@@ -81,6 +85,14 @@ def dump(
     holds its series, its events checkpoint its event windows, each restored with the
     offsets of its own topic."""
     snap = _series_part(engine, partition) if series else _empty()
+    if series:
+        s = engine.series
+        snap.calibrations = [
+            (rid, dk, lv)
+            for (rid, dk), lv in engine.calibrations.level.items()
+            if partition is None
+            or s.device_partition[s.device_index[tuple(dk.split("/", 1))]] == partition  # type: ignore[index]
+        ]
     if events:
         snap.devices.extend(_event_part(engine, partition, snap))
     return _ENC.encode(snap)
@@ -99,6 +111,7 @@ def _event_part(engine: Engine, partition: int | None, snap: _Snapshot) -> list[
         if partition is None or ev.partition.get(k[1]) == partition
     ]
     snap.events = [(rid, dk, list(st.window), st.level, st.newest) for (rid, dk), st in states]
+    snap.pending = [(rid, dk, list(st.pending)) for (rid, dk), st in states if st.pending]
     have = {d.key for d in snap.devices}
     return list({st.info.key: st.info for _, st in states if st.info.key not in have}.values())
 
@@ -177,6 +190,10 @@ def load(engine: Engine, data: bytes, partition: int) -> None:
         if dk in infos:
             engine.events.state[(rid, dk)] = EventState(infos[dk], deque(window), level, newest)
             engine.events.partition[dk] = partition
+    engine.calibrations.carry({(rid, dk): lv for rid, dk, lv in snap.calibrations})
+    for rid, dk, waiting in snap.pending:
+        if (rid, dk) in engine.events.state:
+            engine.events.state[(rid, dk)].pending = deque(waiting)
     for rid, g, ent, site, points, hot, level in snap.groups:
         if (rid, g) not in engine.composites.groups:
             engine.composites.groups[(rid, g)] = GroupState(

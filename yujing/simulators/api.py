@@ -1,4 +1,4 @@
-"""The few calls of yujing's HTTP API the simulators make (CONTRACTS.md, "HTTP API")."""
+"""The few calls of yujing's HTTP API the simulators make (docs/contracts.md, "HTTP API")."""
 
 from __future__ import annotations
 
@@ -56,6 +56,22 @@ class YujingApi:
                 await self._check(
                     await self.client.put(f"/devices/{d.enterprise}/{d.device}", json=d.record())
                 )
+
+        items = list(devices)
+        await asyncio.gather(*(one(d) for d in items))
+        return len(items)
+
+    async def unregister(
+        self, devices: Iterable[DeviceRegistration], *, concurrency: int = 16
+    ) -> int:
+        """DELETE every device's record (one already gone counts as deleted); how many."""
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(d: DeviceRegistration) -> None:
+            async with gate:
+                r = await self.client.delete(f"/devices/{d.enterprise}/{d.device}")
+                if r.status_code != 404:
+                    await self._check(r)
 
         items = list(devices)
         await asyncio.gather(*(one(d) for d in items))

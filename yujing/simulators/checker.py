@@ -148,7 +148,10 @@ async def check_scenario(
     speed: float = 1.0,
     say: Say = print,
     progress_every_s: float = 10.0,
+    cleanup: bool = True,
 ) -> Report:
+    """Run the scenario against a live yujing and judge it. With `cleanup`, the scenario's
+    devices are deleted afterwards, so they do not go silent on the board (offline alerts)."""
     if scenario.max_speed is not None and speed > scenario.max_speed:
         raise CheckError(
             f"scenario {scenario.name} runs at most at {scenario.max_speed:.2f}x: "
@@ -158,7 +161,12 @@ async def check_scenario(
     try:
         return await _check(scenario, mqtt_url, api, speed, say, progress_every_s)
     finally:
-        await api.close()
+        try:
+            if cleanup:
+                n = await api.unregister(scenario.fleet.devices)
+                say(f"cleaned up: deleted the scenario's {n} devices")
+        finally:
+            await api.close()
 
 
 async def _check(

@@ -14,7 +14,17 @@ from typing import Any
 from yujing.names import is_identifier
 from yujing.testing.registry import credit_code
 
-KINDS = ("gas_detector", "dust_collector", "electronic_seal", "tailings_monitor", "power_meter")
+KINDS = (
+    "gas_detector",
+    "dust_collector",
+    "electronic_seal",
+    "tailings_monitor",
+    "power_meter",
+    "tank_monitor",
+    "casting_monitor",
+    "workshop_monitor",
+    "anemometer",
+)
 SITE_STATES = ("operating", "halted", "closed")
 
 UNITS: dict[str, str] = {
@@ -26,6 +36,8 @@ UNITS: dict[str, str] = {
     "lel": "%LEL",
     "nh3": "ppm",
     "cl2": "ppm",
+    "no2": "ppm",
+    "so2": "ppm",
     "dp": "Pa",
     "hopper_temp": "°C",
     "inlet_temp": "°C",
@@ -37,15 +49,37 @@ UNITS: dict[str, str] = {
     "pond_level": "m",
     "beach_length": "m",
     "rainfall": "mm/h",
+    "beach_slope": "%",
     "p_active": "kW",
+    "level": "m",
+    "temp": "°C",
+    "pressure": "kPa",
+    "cw_pressure": "MPa",
+    "cw_flow": "m³/h",
+    "cw_temp": "°C",
+    "melt_level": "mm",
+    "people": "persons",
+    "explosive_kg": "kg",
+    "humidity": "%RH",
 }
 
 KIND_POINTS: dict[str, tuple[str, ...]] = {
-    "gas_detector": ("ch4", "co", "o2", "co2", "h2s", "lel", "nh3", "cl2"),
+    "gas_detector": ("ch4", "co", "o2", "co2", "h2s", "lel", "nh3", "cl2", "no2", "so2"),
     "dust_collector": ("dp", "hopper_temp", "inlet_temp", "air_speed", "water_level", "flow"),
     "electronic_seal": (),
-    "tailings_monitor": ("displacement", "phreatic", "pond_level", "beach_length", "rainfall"),
+    "tailings_monitor": (
+        "displacement",
+        "phreatic",
+        "pond_level",
+        "beach_length",
+        "rainfall",
+        "beach_slope",
+    ),
     "power_meter": ("p_active",),
+    "tank_monitor": ("level", "temp", "pressure"),
+    "casting_monitor": ("cw_pressure", "cw_flow", "cw_temp", "melt_level"),
+    "workshop_monitor": ("people", "explosive_kg", "temp", "humidity"),
+    "anemometer": ("air_speed",),
 }
 
 KIND_EVENTS: dict[str, tuple[str, ...]] = {
@@ -64,25 +98,42 @@ KIND_EVENTS: dict[str, tuple[str, ...]] = {
     ),
     "tailings_monitor": (),
     "power_meter": (),
+    "tank_monitor": (),
+    "casting_monitor": ("emergency_drain", "quick_cutoff", "interlock_trip", "interlock_bypassed"),
+    "workshop_monitor": (),
+    "anemometer": (),
 }
 
 # Reporting intervals typical of each kind (DOMAIN.md): coal-mine polling ≤ 25 s, tailings
 # online polling every 10 min to 24 h; meters usually every minute. A seal has no telemetry;
-# its interval is how often it is checked for events.
+# its interval is how often it is checked for events. Tank farms and fireworks workshops
+# are typically polled every few seconds by their DCS/PLC; a deep-well casting machine's
+# cooling water every second (its interlocks act within seconds); anemometers as the coal
+# and non-coal mine monitoring systems poll (≤ 25 s).
 DEFAULT_INTERVAL_S: dict[str, int] = {
     "gas_detector": 15,
     "dust_collector": 10,
     "electronic_seal": 60,
     "tailings_monitor": 600,
     "power_meter": 60,
+    "tank_monitor": 10,
+    "casting_monitor": 1,
+    "workshop_monitor": 5,
+    "anemometer": 15,
 }
 
 DEFAULT_POINTS: dict[tuple[str, str], tuple[str, ...]] = {
     ("gas_detector", "coal"): ("ch4",),
     ("gas_detector", "chemical"): ("lel",),
+    ("gas_detector", "metallurgy"): ("co",),
+    ("gas_detector", "metal_mine"): ("co", "o2", "no2"),
     ("dust_collector", "dry"): ("dp", "hopper_temp", "inlet_temp", "air_speed"),
     ("dust_collector", "wet"): ("dp", "water_level", "flow", "air_speed"),
     ("power_meter", ""): ("p_active",),
+    ("tank_monitor", ""): ("level", "temp", "pressure"),
+    ("casting_monitor", ""): ("cw_pressure", "cw_flow", "cw_temp", "melt_level"),
+    ("workshop_monitor", ""): ("people", "explosive_kg", "temp", "humidity"),
+    ("anemometer", ""): ("air_speed",),
 }
 
 _ABBREV = {
@@ -91,6 +142,10 @@ _ABBREV = {
     "electronic_seal": "es",
     "tailings_monitor": "tm",
     "power_meter": "pm",
+    "tank_monitor": "tk",
+    "casting_monitor": "cm",
+    "workshop_monitor": "ws",
+    "anemometer": "an",
 }
 
 

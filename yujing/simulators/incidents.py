@@ -65,6 +65,17 @@ class ScheduledEvent:
 
 
 @dataclass(frozen=True)
+class ScheduledStatus:
+    """A device's own status message (online, offline, fault, maintenance)."""
+
+    at_ms: int
+    enterprise: str
+    device: str
+    state: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
 class Fault:
     at_ms: int
     kind: str
@@ -83,6 +94,7 @@ class Plan:
     outages: dict[Key2, list[Span]] = field(default_factory=lambda: defaultdict(list))
     events: list[ScheduledEvent] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
+    statuses: list[ScheduledStatus] = field(default_factory=list)
     # Incidents that repeat forever (the demo) give their period here.
     every_ms: int = 0
 
@@ -193,6 +205,24 @@ def _events(plan: Plan, fleet: Fleet, spec: dict[str, Any]) -> None:
         )
 
 
+DEVICE_STATES = ("online", "offline", "fault", "maintenance")
+
+
+def _status(plan: Plan, fleet: Fleet, spec: dict[str, Any]) -> None:
+    """The device says what state it is in; with `for_s`, it is silent that long (offline,
+    fault and maintenance devices send no readings) and then says `online` again."""
+    ent, dev = _device(fleet, spec)
+    state = str(spec.get("state"))
+    if state not in DEVICE_STATES:
+        raise FleetError(f"status: state {state!r} not in {DEVICE_STATES}")
+    at = _ms(spec, "at")
+    plan.statuses.append(ScheduledStatus(at, ent, dev, state, str(spec.get("detail", ""))))
+    if "for_s" in spec:
+        end = at + _ms(spec, "for_s")
+        plan.silent[(ent, dev)].append((at, end))
+        plan.statuses.append(ScheduledStatus(end, ent, dev, "online"))
+
+
 def _dust_fire(plan: Plan, fleet: Fleet, spec: dict[str, Any]) -> None:
     """Smouldering dust in the hopper: temperature climbs, sparks are seen and put out."""
     peak = float(spec.get("peak_c", 110))
@@ -255,6 +285,7 @@ _BUILDERS: dict[str, Callable[[Plan, Fleet, dict[str, Any]], None]] = {
     "silent": _silent,
     "gateway_outage": _gateway_outage,
     "events": _events,
+    "status": _status,
     "dust_fire": _dust_fire,
     "tailings_rise": _tailings_rise,
     "halted_power": _halted_power,

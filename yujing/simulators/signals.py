@@ -61,6 +61,14 @@ _BY_POINT: dict[tuple[str, str], SignalSpec] = {
     ("chemical", "cl2"): SignalSpec(0.02, 0.01, 0.006, 0.0, 0.005, 3),
     ("chemical", "o2"): SignalSpec(20.9, 0.1, 0.05, 0.05, 0.05, 2, 0.0, 25.0),
     ("chemical", "co2"): SignalSpec(0.05, 0.02, 0.01, 0.01, 0.01, 2),
+    ("coal", "no2"): SignalSpec(0.3, 0.1, 0.05, 0.1, 0.05, 2),
+    ("coal", "so2"): SignalSpec(0.4, 0.1, 0.08, 0.1, 0.05, 2),
+    # CO around blast-furnace and converter gas facilities: a few ppm leaks normally
+    ("metallurgy", "co"): SignalSpec(3.0, 1.0, 0.8, 1.0, 0.5, 1),
+    # non-coal underground: blasting fumes are ventilated away between blasts
+    ("metal_mine", "co"): SignalSpec(4.0, 1.5, 0.6, 1.5, 0.5, 1),
+    ("metal_mine", "o2"): SignalSpec(20.75, 0.08, 0.04, 0.04, 0.04, 2, 0.0, 25.0),
+    ("metal_mine", "no2"): SignalSpec(0.3, 0.1, 0.05, 0.1, 0.05, 2),
     ("", "hopper_temp"): SignalSpec(36.0, 4.0, 0.4, 4.0, 1.0, 1, -40.0),
     ("", "inlet_temp"): SignalSpec(34.0, 4.0, 0.5, 4.0, 1.0, 1, -40.0),
     ("", "air_speed"): SignalSpec(18.0, 1.0, 0.3, 0.5, 0.3, 1),
@@ -71,7 +79,43 @@ _BY_POINT: dict[tuple[str, str], SignalSpec] = {
     ("", "pond_level"): SignalSpec(3.0, 0.3, 0.01, 0.0, 0.04, 2),
     ("", "beach_length"): SignalSpec(180.0, 15.0, 0.3, 0.0, 0.5, 1),
     ("", "rainfall"): SignalSpec(0.0, 0.0, 0.0, 0.0, 0.0, 1),
+    ("", "beach_slope"): SignalSpec(1.5, 0.1, 0.01, 0.0, 0.02, 2),
 }
+
+
+def _tag(device: DeviceRegistration, name: str, default: float) -> float:
+    return float(device.tags.get(name, default))
+
+
+def _design(device: DeviceRegistration, point: str) -> SignalSpec | None:
+    """Points whose normal range follows the device's design tags: a healthy device runs
+    well inside them (the packs' pre-alarms are never reached without an incident)."""
+    if point == "level":  # a tank between its low and high alarms, filled and drawn daily
+        lo, hi = _tag(device, "level_l", 1.0), _tag(device, "level_h", 9.0)
+        span = hi - lo
+        return SignalSpec(lo + span / 2, 0.05 * span, 0.005, 0.15 * span, 0.1 * span, 3)
+    if point in ("temp", "cw_temp", "melt_level", "pressure", "explosive_kg"):
+        limit = {"temp": "temp_max", "cw_temp": "cw_temp_max", "melt_level": "melt_level_max",
+                 "pressure": "press_h", "explosive_kg": "max_kg"}[point]  # fmt: skip
+        if device.kind == "tank_monitor" and point == "temp":
+            limit = "temp_h"
+        m = _tag(device, limit, 50.0)
+        return SignalSpec(0.55 * m, 0.03 * m, 0.005 * m, 0.05 * m, 0.03 * m, 2, -40.0)
+    if point in ("cw_pressure", "cw_flow"):  # well above the minimum (alarm 1.0, pre 1.1)
+        m = _tag(device, f"{point}_min", 1.0)
+        return SignalSpec(1.5 * m, 0.03 * m, 0.01 * m, 0.0, 0.03 * m, 3)
+    if point == "people":  # a shift: fewer people early and late in the day
+        n = _tag(device, "max_people", 10.0)
+        return SignalSpec(0.5 * n, 0.0, 0.25, 0.15 * n, 0.0, 0)
+    if point == "humidity":
+        m = _tag(device, "humidity_min", 50.0)
+        return SignalSpec(m + 15.0, 2.0, 0.5, 5.0, 2.0, 1, 0.0, 100.0)
+    if point == "air_speed" and "air_speed_min" in device.tags:
+        m = _tag(device, "air_speed_min", 1.0)
+        if device.kind == "anemometer":
+            return SignalSpec(4.0 * m, 0.3 * m, 0.1 * m, 0.2 * m, 0.2 * m, 2)
+        return SignalSpec(1.25 * m, 0.02 * m, 0.01 * m, 0.01 * m, 0.02 * m, 1)
+    return None
 
 
 def spec_for(device: DeviceRegistration, point: str) -> SignalSpec:
@@ -86,6 +130,9 @@ def spec_for(device: DeviceRegistration, point: str) -> SignalSpec:
         # Runs near its rated (allowed) pressure difference; the packs alarm at ±20 % of it.
         rated = float(device.tags.get("dp_rated", "1000"))
         return SignalSpec(rated, rated * 0.04, rated * 0.01, rated * 0.02, rated * 0.03, 0)
+    designed = _design(device, point)
+    if designed is not None:
+        return designed
     sector = device.tags.get("sector", "coal") if device.kind == "gas_detector" else ""
     return _BY_POINT[(sector, point)]
 

@@ -20,7 +20,7 @@ from yujing.simulators.incidents import Fault, Plan, ScheduledEvent, within
 from yujing.simulators.signals import PointSignal, halted_power, spec_for
 from yujing.simulators.wire import Message, encode, event, reading, status
 
-MAX_FUTURE_SKEW_MS = 300_000  # CONTRACTS.md: more than 5 minutes in the future is bad_timestamp
+MAX_FUTURE_SKEW_MS = 300_000  # docs/contracts.md: over 5 minutes ahead is bad_timestamp
 SHIFT_CHANGE_HOURS = (7, 8, 15, 16, 23, 0)
 
 
@@ -109,6 +109,9 @@ class Timeline:
             self._push(ev.at_ms, 3, "event", ev)
         for fault in self.plan.faults:
             self._push(fault.at_ms, 3, "fault", fault)
+        for st in self.plan.statuses:
+            dev = self._by_key[f"{st.enterprise}/{st.device}"]
+            self._push(st.at_ms, 1, "status", (dev, st.state, st.detail))
 
     # --- handlers, one per heap item kind ---
 

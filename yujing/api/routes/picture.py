@@ -3,7 +3,7 @@ XLSX), `/map` (一张图, GeoJSON), `/statistics/alarms`, `/events` and mine hea
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response
@@ -12,6 +12,8 @@ from pydantic import BaseModel, Field
 from yujing.api.auth import Principal
 from yujing.api.deps import Pool, Store, Viewer
 from yujing.api.problems import Problem
+from yujing.api.query import Instant
+from yujing.api.schemas import AlarmStatistics, HeadCount, OnlineStatistics
 from yujing.names import IDENTIFIER
 from yujing.picture import events, export, overview
 from yujing.picture.presence import PresenceFigures
@@ -128,13 +130,13 @@ async def get_map(
     )
 
 
-@router.get("/statistics/alarms")
+@router.get("/statistics/alarms", response_model=AlarmStatistics)
 async def get_alarm_statistics(
     principal: Viewer,
     pool: Pool,
     store: Store,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Instant | None = None,
+    until: Instant | None = None,
     period: Period = "day",
     by: DivisionLevel = "county",
     division: DivisionCode = None,
@@ -162,13 +164,13 @@ async def get_alarm_statistics(
             "by": by, "groups": groups}  # fmt: skip
 
 
-@router.get("/statistics/online")
+@router.get("/statistics/online", response_model=OnlineStatistics)
 async def get_online_statistics(
     principal: Viewer,
     pool: Pool,
     store: Store,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Instant | None = None,
+    until: Instant | None = None,
     by: DivisionLevel = "county",
 ) -> dict[str, Any]:
     """Online rate (在线率) over a period of whole hours (default: the last 24): the share of
@@ -198,8 +200,8 @@ async def list_events(
     site: Annotated[str | None, Query(pattern=IDENTIFIER.pattern)] = None,
     device: Annotated[str | None, Query(pattern=IDENTIFIER.pattern)] = None,
     type: Annotated[str | None, Query(pattern=IDENTIFIER.pattern)] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Instant | None = None,
+    until: Instant | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,18}$")] = None,
 ) -> EventPage:
@@ -218,13 +220,13 @@ async def list_events(
     return EventPage(items=items, next_cursor=str(rows[-1]["id"]) if len(rows) == limit else None)
 
 
-@router.get("/enterprises/{enterprise}/headcount")
+@router.get("/enterprises/{enterprise}/headcount", response_model=HeadCount)
 async def head_count(
     enterprise: Ident,
     principal: Viewer,
     pool: Pool,
     store: Store,
-    since: datetime | None = None,
+    since: Instant | None = None,
 ) -> dict[str, Any]:
     """People in each site (a mine's shafts) from the seals' `person_in` / `person_out`
     counts since `since` (default: the last 24 hours)."""

@@ -1,0 +1,133 @@
+"""Calibration due dates: a detector's tag (`calibration_due`) holds the date its next
+calibration is due; once the clock passes it, one device-level alert (CalibrationRule).
+Judged on the clock tick over the devices that carry the tag, so a detector that never
+reports is still judged once the engine has seen it."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from datetime import datetime, time, timedelta, timezone
+
+from yujing.ingest.batch import DeviceInfo
+from yujing.levels import Level
+from yujing.rules.emit import RuleEntry
+from yujing.rules.model import CalibrationRule
+from yujing.rules.series import Series
+from yujing.rules.transition import Transition
+
+
+def due_ms(text: str, utc_offset_h: float) -> int | None:
+    """When a due date has lapsed, in epoch ms: a date lapses at the end of that local
+    day, a date-time at that instant (local time when it has no offset). None: not a date."""
+    tz = timezone(timedelta(hours=utc_offset_h))
+    try:
+        if len(text.strip()) == 10:
+            day = datetime.fromisoformat(text.strip()).date()
+            when = datetime.combine(day + timedelta(days=1), time(), tz)
+        else:
+            when = datetime.fromisoformat(text.strip())
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=tz)
+    except ValueError:
+        return None
+    return round(when.timestamp() * 1000)
+
+
+class Calibrations:
+    def __init__(self) -> None:
+        self.entries: dict[str, RuleEntry] = {}
+        self.level: dict[tuple[str, str], int] = {}  # (rule id, device key) → level now
+        self._due: dict[str, dict[int, int]] = {}  # rule id → engine device index → due ms
+        self._seen: dict[str, list[DeviceInfo]] = {}  # the device records the cache holds
+        self._stale = True  # devices were added or changed since the last scan
+
+    def touch(self) -> None:
+        """New or changed device records: the next tick reads their due dates."""
+        self._stale = True
+
+    def bind(self, entry: RuleEntry) -> None:
+        self.entries[entry.id] = entry
+        self._due[entry.id], self._seen[entry.id] = {}, []
+        self._stale = True
+
+    def unbind(self, entry: RuleEntry) -> dict[tuple[str, str], int]:
+        self.entries.pop(entry.id, None)
+        self._due.pop(entry.id, None)
+        self._seen.pop(entry.id, None)
+        kept = {k: v for k, v in self.level.items() if k[0] == entry.id}
+        for k in kept:
+            del self.level[k]
+        return kept
+
+    def carry(self, kept: dict[tuple[str, str], int]) -> None:
+        self.level.update(kept)
+
+    def _refresh(self, rule: CalibrationRule, series: Series) -> dict[int, int]:
+        """Due dates of new devices, and of devices whose record changed."""
+        due, seen = self._due[rule.id], self._seen[rule.id]
+        for idx, info in enumerate(series.devices):
+            if idx < len(seen) and seen[idx] is info:
+                continue
+            if idx < len(seen):
+                seen[idx] = info
+            else:
+                seen.append(info)
+            text = info.tags.get(rule.due_tag)
+            ok = text is not None and rule.select.matches(info.kind, None, info.tags)
+            when = due_ms(text, rule.utc_offset_h) if ok and text is not None else None
+            if when is None:
+                due.pop(idx, None)
+            else:
+                due[idx] = when
+        return due
+
+    def on_tick(
+        self, now_ms: int, series: Series, owned: Collection[int] | None
+    ) -> list[Transition]:
+        out = []
+        stale, self._stale = self._stale, False
+        for entry in self.entries.values():
+            rule = entry.rule
+            assert isinstance(rule, CalibrationRule)
+            level = int(Level.parse(rule.level))
+            due = self._refresh(rule, series) if stale else self._due[rule.id]
+            for idx, when in sorted(due.items()):
+                if owned is not None and int(series.device_partition[idx]) not in owned:
+                    continue
+                info = series.devices[idx]
+                key = (rule.id, info.key)
+                before, after = self.level.get(key, 0), level if now_ms >= when else 0
+                if after == before:
+                    continue
+                self.level[key] = after
+                out.append(_transition(entry, rule, info, before, after, now_ms, when))
+        return out
+
+
+def _transition(
+    entry: RuleEntry,
+    rule: CalibrationRule,
+    info: DeviceInfo,
+    before: int,
+    after: int,
+    now_ms: int,
+    due: int,
+) -> Transition:
+    return Transition(
+        key=f"{info.enterprise}/{info.device}/-/{rule.id}",
+        enterprise=info.enterprise,
+        site=info.site,
+        device=info.device,
+        point=None,
+        rule_id=rule.id,
+        rule_version=entry.version,
+        kind=rule.kind,
+        from_level=before,
+        to_level=after,
+        ts=now_ms,
+        value=round((now_ms - due) / 86_400_000, 2),
+        threshold=0.0,
+        unit="days overdue",
+        rule_name=rule.name,
+        health=rule.health,
+    )

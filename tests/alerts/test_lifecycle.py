@@ -39,7 +39,7 @@ def test_raise_escalate_ack_resolve_close() -> None:
     assert (change, a.state, a.level, a.peak_level) == (
         Change.RAISED, AlertState.ACTIVE, Level.ORANGE, Level.ORANGE,
     )  # fmt: skip
-    assert a.message == "采煤工作面甲烷 1.1 %CH4 ≥ 1 (orange)"
+    assert a.message == "采煤工作面甲烷 1.1 %CH4 ≥ 1（橙色）"
     a, change = step(a, level(5, Level.ORANGE, Level.RED, 1.6))
     assert (change, a.level, a.peak_level) == (Change.ESCALATED, Level.RED, Level.RED)
     a, change = lifecycle.acknowledge(a, "op-wang", wall(8))

@@ -34,7 +34,7 @@ def test_levels_rise_and_clear_with_the_restore_value() -> None:
         1.6,
         1.5,
     )
-    assert red.message() == "采煤工作面甲烷 1.6 %CH4 ≥ 1.5 (red)"
+    assert red.message() == "采煤工作面甲烷 1.6 %CH4 ≥ 1.5（红色）"
     # red holds at 1.2 (restore is < 1.0); the drop names the restore value it crossed
     assert (got[3].value, got[3].threshold) == (0.99, 1.0)
 

@@ -1,13 +1,16 @@
-"""The FastAPI application: routers under `/api/v1`, health, metrics and the alarm board."""
+"""The FastAPI application: routers under `/api/v1`, health, metrics, the offline API docs
+and the screen (the built front-end in `web/dist`, else the plain alarm board)."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from importlib import resources
+from pathlib import Path
 
 import asyncpg
 from fastapi import Depends, FastAPI
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, Response
+from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -104,10 +107,32 @@ def create_app(
             raise Problem(403, "Forbidden", "/metrics needs a token scoped to every enterprise")
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    board = resources.files("yujing.api").joinpath("static/board.html").read_text("utf-8")
-
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    async def alarm_board() -> HTMLResponse:
-        return HTMLResponse(board)
-
+    _screen(app, web_dist())
     return app
+
+
+def web_dist() -> Path | None:
+    """`web/dist` of the source checkout this package runs from (`make run` builds it); None
+    when there is none (an installed wheel: the plain board is served instead)."""
+    dist = Path(__file__).resolve().parents[2] / "web" / "dist"
+    return dist if (dist / "index.html").is_file() else None
+
+
+def _screen(app: FastAPI, dist: Path | None) -> None:
+    """The wall display at `/` and the console at `/console` (one page, routed in the
+    browser); index.html is never cached so a new build shows at the next reload."""
+    if dist is None:
+        board = resources.files("yujing.api").joinpath("static/board.html").read_text("utf-8")
+
+        @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+        async def alarm_board() -> HTMLResponse:
+            return HTMLResponse(board)
+
+        return
+    app.mount("/assets", StaticFiles(directory=dist / "assets"), name="screen-assets")
+    index = dist / "index.html"
+
+    @app.get("/", include_in_schema=False)
+    @app.get("/console", include_in_schema=False)
+    async def screen() -> FileResponse:
+        return FileResponse(index, headers={"Cache-Control": "no-cache"})

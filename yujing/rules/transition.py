@@ -40,19 +40,22 @@ class Transition(msgspec.Struct, frozen=True, kw_only=True):
         return Level(self.to_level)
 
     def message(self) -> str:
-        """One line for people, e.g. `采煤工作面甲烷 1.12 %CH4 ≥ 1.0 (orange)`."""
+        """One line for people, in Chinese: `采煤工作面甲烷 1.12 %CH4 ≥ 1（橙色）`."""
         to = Level(self.to_level)
+        state = _LEVEL_ZH[to] if to else "已解除"
+        name = self.rule_name or self.rule_id
         if self.value is None or self.threshold is None:
-            state = to.word if to else "cleared"
-            return f"{self.rule_name or self.rule_id} ({state})"
+            return f"{name}（{state}）"
         unit = f" {self.unit}" if self.unit else ""
         if to > Level(self.from_level):
             op = "≥" if self.direction == "above" else "≤"
         else:
             op = "<" if self.direction == "above" else ">"
-        state = to.word if to else "cleared"
-        name = self.rule_name or self.rule_id
-        return f"{name} {self.value:g}{unit} {op} {self.threshold:g} ({state})"
+        return f"{name} {self.value:g}{unit} {op} {self.threshold:g}（{state}）"
+
+
+# The 突发事件应对法 (art. 42) marks the four warning grades 红色、橙色、黄色、蓝色.
+_LEVEL_ZH = {Level.RED: "红色", Level.ORANGE: "橙色", Level.YELLOW: "黄色", Level.BLUE: "蓝色"}
 
 
 ENCODER = msgspec.json.Encoder()

@@ -1,0 +1,185 @@
+"""The wall display and the console in a real browser, against a real yujing: a leak turns a
+row red and moves the counter; acknowledge and close from the console reach the API; a
+suppressed red shows its mark and is not counted; a refused token says so; /docs works
+offline; screenshots at 1080p and 4K go to var/artefacts/screen/."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.async_api import BrowserContext, Page, expect
+
+from yujing.testing.flow import Flow, eventually
+from yujing.testing.registry import enterprise_record
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+TOKEN = "test-admin-token"  # settings_for_test's admin token
+
+
+def detector(site: str = "face-1") -> dict[str, Any]:
+    return {
+        "kind": "gas_detector", "site": site,
+        "tags": {"sector": "coal", "location": "coal_face", "critical": "true"},
+        "points": {"ch4": {"unit": "%CH4", "interval_s": 5}},
+    }  # fmt: skip
+
+
+async def open_screen(context: BrowserContext, flow: Flow, path: str = "/") -> Page:
+    page = await context.new_page()
+    outside: list[str] = []
+    page.on("request", lambda r: None if r.url.startswith(flow.base_url) else outside.append(r.url))
+    page.outside = outside  # type: ignore[attr-defined]
+    await page.goto(f"{flow.base_url}{path}#token={TOKEN}")
+    await expect(page.get_by_test_id("connection")).to_have_text("实时", timeout=15_000)
+    return page
+
+
+async def leak(flow: Flow, device: str, values: list[float]) -> None:
+    t0 = int(time.time() * 1000) - 60_000
+    for seq, ch4 in enumerate(values, start=1):
+        body = {"ts": t0 + seq * 5000, "seq": seq, "values": {"ch4": ch4}}
+        await flow.publish(f"yj/ent1/{device}/telemetry", body)
+
+
+async def red_of(flow: Flow, device: str) -> dict[str, Any] | None:
+    r = await flow.http.get("/api/v1/alerts", params={"device": device, "min_level": "red"})
+    items = r.json()["items"]
+    return dict(items[0]) if items else None
+
+
+async def test_a_leak_turns_a_row_red_and_moves_the_counter(
+    context: BrowserContext, stack: Flow, artefacts: Path
+) -> None:
+    assert (await stack.http.put("/api/v1/devices/ent1/gd-1", json=detector())).status_code == 200
+    page = await open_screen(context, stack)
+    red_counter = page.get_by_test_id("count-red")
+    await expect(red_counter).to_have_text("0")
+
+    await leak(stack, "gd-1", [0.3, 1.6])
+    published = time.monotonic()
+    row = page.locator('[data-testid="alarms"] tr[data-level="red"]')
+    await expect(row).to_have_count(1, timeout=2000)  # the brief: red on screen within 2 s
+    seen_after = time.monotonic() - published
+    await expect(red_counter).to_have_text("1")
+    await expect(row).to_contain_text("红")
+    await expect(row).to_contain_text("未确认")
+    await expect(row).to_contain_text("（红色）")  # the server's message, in Chinese
+    assert "attention" in (await row.get_attribute("class") or "")
+    print(f"red row drawn {seen_after * 1000:.0f} ms after the leak was published")
+
+    await page.screenshot(path=str(artefacts / "wall-1920x1080.png"))
+    await page.set_viewport_size({"width": 3840, "height": 2160})
+    await expect(row).to_have_count(1)
+    await page.screenshot(path=str(artefacts / "wall-3840x2160.png"))
+    assert (artefacts / "wall-3840x2160.png").stat().st_size > 0
+    assert page.outside == []  # type: ignore[attr-defined]  # nothing fetched off this host
+
+
+async def test_acknowledge_and_close_from_the_console_reach_the_api(
+    context: BrowserContext, stack: Flow, artefacts: Path
+) -> None:
+    assert (await stack.http.put("/api/v1/devices/ent1/gd-1", json=detector())).status_code == 200
+    await leak(stack, "gd-1", [0.3, 1.6])
+    red = await eventually(lambda: red_of(stack, "gd-1"))
+    page = await open_screen(context, stack, "/console")
+    row = page.locator(f'[data-testid="console-alerts"] tr[data-id="{red["id"]}"]')
+    await row.click()
+    detail = page.get_by_test_id("detail")
+    await expect(detail).to_contain_text("红色预警")
+    await detail.locator('input[name="note"]').fill("已通知井下撤人")
+    await page.get_by_test_id("ack").click()
+    await expect(detail).to_contain_text("已确认")
+
+    got = (await stack.http.get(f"/api/v1/alerts/{red['id']}")).json()
+    assert got["state"] == "acknowledged" and got["acknowledged_by"] == "admin"
+    assert got["transitions"][-1]["note"] == "已通知井下撤人"
+
+    await leak(stack, "gd-1", [0.3, 1.6, 0.4, 0.3, 0.2, 0.2])  # seq 1-2 are redeliveries
+
+    async def resolved() -> bool:
+        body = (await stack.http.get(f"/api/v1/alerts/{red['id']}")).json()
+        return bool(body["state"] == "resolved")
+
+    await eventually(resolved)
+    await detail.get_by_role("button", name="×").click()
+    await row.click()
+    await detail.locator('textarea[name="disposal"]').fill("局部通风恢复，瓦斯浓度正常后复电")
+    await page.screenshot(path=str(artefacts / "console-1920x1080.png"))
+    await page.get_by_test_id("close").click()
+    await expect(detail).to_contain_text("已关闭")
+    got = (await stack.http.get(f"/api/v1/alerts/{red['id']}")).json()
+    assert got["state"] == "closed" and got["disposal"] == "局部通风恢复，瓦斯浓度正常后复电"
+
+
+async def test_a_suppressed_red_shows_its_mark_and_is_not_counted(
+    context: BrowserContext, stack: Flow
+) -> None:
+    for device in ("gd-1", "gd-2"):
+        r = await stack.http.put(f"/api/v1/devices/ent1/{device}", json=detector())
+        assert r.status_code == 200
+    now = datetime.now(UTC)  # the window covers the readings' event times (a minute ago)
+    window = {"enterprise": "ent1", "device": "gd-2", "reason": "传感器标校",
+              "starts_at": (now - timedelta(hours=1)).isoformat(),
+              "ends_at": (now + timedelta(hours=1)).isoformat()}  # fmt: skip
+    assert (await stack.http.post("/api/v1/maintenance", json=window)).status_code == 201
+    page = await open_screen(context, stack)
+
+    await leak(stack, "gd-2", [0.3, 1.6])
+    quiet = await eventually(lambda: red_of(stack, "gd-2"))
+    assert quiet["suppressed"] is True
+    row = page.locator(f'[data-testid="alarms"] tr[data-id="{quiet["id"]}"]')
+    await expect(row).to_contain_text("维护中")
+    await expect(page.get_by_test_id("count-red")).to_have_text("0")
+    assert "attention" not in (await row.get_attribute("class") or "")
+
+    await leak(stack, "gd-1", [0.3, 1.6])  # a real red beside it is counted
+    await expect(page.get_by_test_id("count-red")).to_have_text("1")
+    live = await eventually(lambda: red_of(stack, "gd-1"))
+    rows = page.locator('[data-testid="alarms"] tbody tr')
+    await expect(rows.first).to_have_attribute("data-id", live["id"])  # live before marked
+
+
+async def test_a_refused_token_says_so(context: BrowserContext, stack: Flow) -> None:
+    page = await context.new_page()
+    await page.goto(f"{stack.base_url}/#token=not-a-token")
+    error = page.get_by_test_id("signin-error")
+    await expect(error).to_contain_text("令牌被拒绝")
+    assert "#token" not in page.url  # the token does not stay in the address bar
+    await page.locator('input[name="token"]').fill(TOKEN)
+    await page.get_by_role("button", name="进入").click()
+    await expect(page.get_by_test_id("connection")).to_have_text("实时")
+    await page.get_by_test_id("lang").click()
+    await expect(page.get_by_test_id("connection")).to_have_text("Live")
+    await expect(page.get_by_test_id("counters")).to_contain_text("Red")
+
+
+async def test_api_docs_work_offline(context: BrowserContext, stack: Flow) -> None:
+    page = await context.new_page()
+    outside: list[str] = []
+    page.on(
+        "request", lambda r: None if r.url.startswith(stack.base_url) else outside.append(r.url)
+    )
+    await page.goto(f"{stack.base_url}/docs")
+    await expect(page.locator(".swagger-ui .info .title")).to_contain_text("yujing")
+    await expect(page.locator(".opblock-tag-section").first).to_be_visible()
+    assert outside == []
+
+
+async def test_the_register_fills_the_enterprise_table_and_map(
+    context: BrowserContext, stack: Flow
+) -> None:
+    record = enterprise_record("320506", 1, location={"lon": 120.63, "lat": 31.26})
+    assert (await stack.http.put("/api/v1/enterprises/ent1", json=record)).status_code == 200
+    assert (await stack.http.put("/api/v1/devices/ent1/gd-1", json=detector())).status_code == 200
+    await leak(stack, "gd-1", [0.3, 1.6])
+    await eventually(lambda: red_of(stack, "gd-1"))
+    page = await open_screen(context, stack)
+    table = page.get_by_test_id("enterprises")
+    await expect(table).to_contain_text(record["name"])
+    await expect(table.locator("tbody tr").first).to_contain_text("红1")
+    await expect(page.locator(".map canvas")).to_have_count(1)

@@ -1,0 +1,151 @@
+// zh-CN first, English as a switch. Every word the screen shows comes from here.
+
+import { createI18n } from "vue-i18n";
+
+const zh = {
+  title: "监测预警中心",
+  wall: "大屏", console: "值班台", docs: "接口文档",
+  level: { red: "红", orange: "橙", yellow: "黄", blue: "蓝" },
+  levelFull: { red: "红色预警", orange: "橙色预警", yellow: "黄色预警", blue: "蓝色预警" },
+  state: { active: "未确认", acknowledged: "已确认", resolved: "已恢复", closed: "已关闭" },
+  mark: { suppressed: "维护中", unreliable: "不可靠", chattering: "频繁" },
+  transition: {
+    raised: "产生", escalated: "升级", deescalated: "降级", acknowledged: "确认",
+    resolved: "恢复", reopened: "复发", closed: "关闭",
+  },
+  connection: {
+    connecting: "正在连接…", live: "实时", reconnecting: "连接中断，正在重连…",
+    rejected: "令牌无效或已吊销，请重新登录",
+  },
+  signin: {
+    heading: "登录", token: "访问令牌", hint: "令牌由 yujing up 启动时打印，或由管理员签发。",
+    submit: "进入", rejected: "令牌被拒绝：{detail}", unreachable: "无法连接服务器：{detail}",
+  },
+  col: {
+    level: "级别", state: "状态", enterprise: "企业", site: "场所", device: "设备",
+    point: "测点", message: "内容", started: "发生时间", changed: "更新时间", marks: "标记",
+    value: "数值", actions: "操作", division: "行政区划", sector: "行业", risk: "风险",
+    active: "在报", online: "在线率", devices: "设备数", name: "名称",
+  },
+  panel: {
+    counters: "在报预警", hazard: "安全隐患预警", health: "设备状态告警",
+    list: "实时报警", map: "企业风险分布", table: "企业一览", online: "设备在线率",
+    trend: "近24小时报警趋势", more: "另有 {n} 条未显示", none: "暂无报警",
+    noMap: "企业坐标待企业档案接入后显示", noOnline: "在线率待企业档案接入后显示",
+    bySite: "按场所（企业档案接入前）",
+  },
+  sound: { on: "声音：开", off: "声音：关" },
+  lang: "English",
+  action: {
+    ack: "确认", close: "关闭", note: "确认备注", disposal: "处置记录",
+    submit: "提交", cancel: "取消", search: "查询", reset: "重置", prev: "上一页",
+    next: "下一页", save: "保存", backtest: "回测", end: "结束", create: "新建",
+    signout: "退出",
+  },
+  filter: {
+    division: "行政区划", sector: "行业", enterprise: "企业", level: "最低级别",
+    state: "状态", since: "起", until: "止", any: "全部",
+  },
+  detail: {
+    heading: "预警详情", history: "处置过程", readings: "测点读数（前后各一小时，每分钟）",
+    actor: "操作人", at: "时间", note: "说明", thresholds: "阈值", avg: "均值",
+    min: "最小", max: "最大", noReadings: "该时段无读数",
+  },
+  tabs: {
+    alerts: "报警查询", maintenance: "维护时段", rules: "规则阈值", deadletters: "异常报文",
+    hazards: "隐患排查",
+  },
+  maint: {
+    scope: "范围", starts: "开始", ends: "结束", reason: "原因", by: "登记人",
+    ended: "已结束",
+  },
+  rules: {
+    id: "规则", kind: "类型", version: "版本", changed: "修改时间", levels: "阈值",
+    proposed: "拟修改", current: "现行", readings: "读数", transitions: "条状态变化",
+    period: "回测时段（小时）", saved: "已保存为第 {v} 版",
+  },
+  dead: { received: "接收时间", topic: "主题", reason: "原因", detail: "说明" },
+  error: { failed: "操作失败：{detail}" },
+};
+
+type Messages = typeof zh;
+
+const en: Messages = {
+  title: "Monitoring centre",
+  wall: "Wall", console: "Console", docs: "API docs",
+  level: { red: "Red", orange: "Orange", yellow: "Yellow", blue: "Blue" },
+  levelFull: { red: "Red alert", orange: "Orange alert", yellow: "Yellow alert", blue: "Blue alert" },
+  state: { active: "Unacknowledged", acknowledged: "Acknowledged", resolved: "Resolved", closed: "Closed" },
+  mark: { suppressed: "Maintenance", unreliable: "Unreliable", chattering: "Chattering" },
+  transition: {
+    raised: "raised", escalated: "escalated", deescalated: "de-escalated",
+    acknowledged: "acknowledged", resolved: "resolved", reopened: "reopened", closed: "closed",
+  },
+  connection: {
+    connecting: "Connecting…", live: "Live", reconnecting: "Connection lost, reconnecting…",
+    rejected: "Token rejected or revoked: sign in again",
+  },
+  signin: {
+    heading: "Sign in", token: "Access token", hint: "yujing up prints a token on first start; an admin can issue one.",
+    submit: "Open", rejected: "Token rejected: {detail}", unreachable: "Cannot reach the server: {detail}",
+  },
+  col: {
+    level: "Level", state: "State", enterprise: "Enterprise", site: "Site", device: "Device",
+    point: "Point", message: "Message", started: "Started", changed: "Changed", marks: "Marks",
+    value: "Value", actions: "Actions", division: "Division", sector: "Sector", risk: "Risk",
+    active: "Open", online: "Online", devices: "Devices", name: "Name",
+  },
+  panel: {
+    counters: "Open alarms", hazard: "Hazard alarms", health: "Device health",
+    list: "Live alarms", map: "Enterprise risk map", table: "Enterprises", online: "Devices online",
+    trend: "Alarms, last 24 h", more: "{n} more not shown", none: "No alarms",
+    noMap: "The map needs the enterprise register's coordinates", noOnline: "Online rate needs the enterprise register",
+    bySite: "By site (until the enterprise register is in)",
+  },
+  sound: { on: "Sound on", off: "Sound off" },
+  lang: "中文",
+  action: {
+    ack: "Acknowledge", close: "Close", note: "Note", disposal: "Disposal",
+    submit: "Submit", cancel: "Cancel", search: "Search", reset: "Reset", prev: "Previous",
+    next: "Next", save: "Save", backtest: "Backtest", end: "End", create: "New",
+    signout: "Sign out",
+  },
+  filter: {
+    division: "Division", sector: "Sector", enterprise: "Enterprise", level: "Min level",
+    state: "State", since: "From", until: "To", any: "Any",
+  },
+  detail: {
+    heading: "Alert", history: "History", readings: "Readings (an hour either side, per minute)",
+    actor: "By", at: "At", note: "Note", thresholds: "Thresholds", avg: "avg",
+    min: "min", max: "max", noReadings: "No readings in this period",
+  },
+  tabs: {
+    alerts: "Alerts", maintenance: "Maintenance", rules: "Rules", deadletters: "Dead letters",
+    hazards: "Hazards",
+  },
+  maint: {
+    scope: "Scope", starts: "Starts", ends: "Ends", reason: "Reason", by: "By", ended: "ended",
+  },
+  rules: {
+    id: "Rule", kind: "Kind", version: "Version", changed: "Changed", levels: "Levels",
+    proposed: "Proposed", current: "Current", readings: "readings", transitions: "transitions",
+    period: "Backtest period (hours)", saved: "Saved as version {v}",
+  },
+  dead: { received: "Received", topic: "Topic", reason: "Reason", detail: "Detail" },
+  error: { failed: "Failed: {detail}" },
+};
+
+export const messages = { "zh-CN": zh, en };
+export type Locale = keyof typeof messages;
+
+export function initialLocale(): Locale {
+  const saved = globalThis.localStorage?.getItem("yj-lang");
+  return saved === "en" ? "en" : "zh-CN";
+}
+
+export const i18n = createI18n({
+  legacy: false,
+  locale: initialLocale(),
+  fallbackLocale: "zh-CN",
+  messages,
+});

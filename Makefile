@@ -28,6 +28,7 @@ test: check
 bench: $(STAMP)
 	$(BIN)/python bench/engine.py
 	$(BIN)/python bench/leak_latency.py --runs 3
+	$(BIN)/python bench/readings_copy.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

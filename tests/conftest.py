@@ -22,6 +22,12 @@ from yujing.config import Settings
 from yujing.ingest.bus import MemoryBus
 from yujing.testing import servers
 
+# Fixtures date readings at fixed instants (2025-11-23) for reproducible timelines: retention
+# is off in every test database, so no upkeep pass or policy can drop a test's rows mid-test.
+# Tests of retention pass their own settings.
+os.environ["YJ_RETENTION_RAW"] = "off"
+os.environ["YJ_RETENTION_AGG"] = "off"
+
 
 @pytest.fixture(scope="session")
 def postgres_server_url() -> Iterator[str]:

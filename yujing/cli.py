@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -15,10 +17,38 @@ from yujing.config import Settings
 app = typer.Typer(help="预警 yujing: streaming work-safety risk monitoring.", no_args_is_help=True)
 
 
+class RepeatFilter(logging.Filter):
+    """Lets the same warning (same logger and message template) through once per `every_s`
+    and says how many were held back: a webhook target that is down must not fill the
+    console with one line per attempt."""
+
+    def __init__(self, every_s: float = 60.0, clock: Callable[[], float] = time.monotonic):
+        super().__init__()
+        self.every_s, self.clock = every_s, clock
+        self.last: dict[tuple[str, object], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING or record.levelno >= logging.ERROR:
+            return True
+        key = (record.name, record.msg)
+        now = self.clock()
+        seen = self.last.get(key)
+        if seen is not None and now - seen[0] < self.every_s:
+            self.last[key] = (seen[0], seen[1] + 1)
+            return False
+        held = seen[1] if seen is not None else 0
+        self.last[key] = (now, 0)
+        if held:
+            record.msg = f"{record.msg} (and {held} like it in the last {self.every_s:g} s)"
+        return True
+
+
 def _settings() -> Settings:
     settings = Settings()
     level = settings.log_level.upper()
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RepeatFilter())
     if level != "DEBUG":
         # The embedded servers narrate every state change at INFO; what a person running
         # `yujing up` needs (token, URLs, the demo's leak) must not drown in it.
@@ -46,9 +76,15 @@ def up(
     """Everything in one process: embedded MQTT broker, in-process bus and embedded
     PostgreSQL unless YJ_MQTT_URL, YJ_KAFKA_BOOTSTRAP or YJ_DATABASE_URL name real ones."""
     from yujing.embedded_up import run_up
+    from yujing.endpoints import DataDirInUse
+    from yujing.runtime import ListenError
 
     settings = _settings()
-    _run(lambda stop: run_up(settings, stop, simulate=simulate))
+    try:
+        _run(lambda stop: run_up(settings, stop, simulate=simulate))
+    except (DataDirInUse, ListenError) as exc:
+        typer.echo(f"yujing up: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 def _stage(name: str) -> None:

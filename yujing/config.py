@@ -2,10 +2,29 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_UNIT_DAYS = {"d": 1, "w": 7, "y": 365}
+
+
+def _retention(value: object) -> object:
+    """`93d`, `26w`, `2y`, or `off` (never expire); anything else goes to pydantic's own
+    timedelta parsing (seconds, ISO 8601)."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if text in ("off", "none", "never", "0"):
+            return None
+        if text[:-1].isdigit() and text[-1:] in _UNIT_DAYS:
+            return timedelta(days=int(text[:-1]) * _UNIT_DAYS[text[-1]])
+    return value
+
+
+Retention = Annotated[timedelta | None, BeforeValidator(_retention)]
 
 
 class Settings(BaseSettings):
@@ -20,6 +39,12 @@ class Settings(BaseSettings):
     mqtt_port: int = 1883
     http_host: str = "127.0.0.1"
     http_port: int = 8000
+
+    # HTTP server limits: a larger request body is refused with 413 before it is read whole;
+    # a client that has not sent its request headers within the timeout is disconnected.
+    http_max_body_bytes: int = 1024 * 1024
+    http_header_timeout_s: float = 10.0
+    http_keepalive_timeout_s: float = 5.0
 
     admin_token: str = ""
     auto_register: bool = False
@@ -46,3 +71,14 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
     kafka_topic_prefix: str = Field(default="", description="prefix for every Kafka topic name")
+
+    # Storage (docs/storage.md). auto: TimescaleDB when it is really usable, else native
+    # partitioning; plain: partitioning even where TimescaleDB is usable; timescaledb: refuse
+    # to start without it.
+    storage: Literal["auto", "plain", "timescaledb"] = "auto"
+    # How long raw readings and their 1-minute/1-hour aggregates are kept (`off`: forever).
+    # Alert, hazard and audit history never expires.
+    retention_raw: Retention = timedelta(days=93)
+    retention_agg: Retention = timedelta(days=730)
+    # How often the sink stage keeps partitions ahead and applies retention.
+    storage_upkeep_s: float = 3600.0

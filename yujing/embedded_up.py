@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
+from yujing import endpoints
 from yujing.config import Settings
 from yujing.embedded import EmbeddedBroker, EmbeddedPostgres, first_free_port
 from yujing.ingest.registry import upsert_device
@@ -50,6 +51,13 @@ async def register_demo_fleet(rt: Runtime) -> None:
 
 
 async def run_up(settings: Settings, stop: asyncio.Event, *, simulate: bool) -> None:
+    """Raises `endpoints.DataDirInUse` (before starting anything) when another `yujing up`
+    holds the data directory."""
+    with endpoints.hold(settings.data_dir):
+        await _run_up(settings, stop, simulate=simulate)
+
+
+async def _run_up(settings: Settings, stop: asyncio.Event, *, simulate: bool) -> None:
     async with (
         database(settings) as db_url,
         broker(settings) as mqtt_url,
@@ -65,5 +73,6 @@ async def run_up(settings: Settings, stop: asyncio.Event, *, simulate: bool) -> 
             host, port = mqtt_host_port(mqtt_url)
             extra.append(run_demo(host, port, stop))
         base = f"http://{settings.http_host}:{settings.http_port}"
-        print(f"alarm board: {base}/#token=<admin token>   alerts: {base}/api/v1/alerts")
+        where = endpoints.write(settings.data_dir, base, mqtt_url)
+        print(f"endpoints for `yujing simulate`: {where}")
         await run_stages(rt, STAGES, stop, extra)

@@ -1,4 +1,4 @@
-"""Identifiers on the wire: enterprise, site, device, point, rule (CONTRACTS.md, "Names")."""
+"""Identifiers on the wire: enterprise, site, device, point, rule (docs/contracts.md, "Names")."""
 
 from __future__ import annotations
 

@@ -30,6 +30,8 @@ from yujing.alerts.store import AlertStore
 from yujing.alerts.webhooks import WebhookFanout
 from yujing.api.app import create_app
 from yujing.api.auth import ensure_admin
+from yujing.api.readiness import dependency_checks
+from yujing.api.server import server_config
 from yujing.api.stream import ChangeHub
 from yujing.config import Settings
 from yujing.ingest.bus import Bus, make_bus
@@ -71,8 +73,8 @@ async def open_runtime(
 ) -> AsyncIterator[Runtime]:
     pool = await db.create_pool(database_url, max_size=20)
     try:
-        found = await db.migrate(pool)
-        log.info("database ready (timescaledb: %s)", found["timescaledb"])
+        found = await db.migrate(pool, settings)
+        log.info("database ready; readings storage: %s", found["storage"])
         await ensure_default_rules(pool)
         bus = make_bus(
             settings.kafka_bootstrap,
@@ -108,25 +110,55 @@ def stage_tasks(
     if "api" in stages:
         # The alarm figures on /metrics are refreshed by the alerts stage; an API process of
         # its own refreshes them itself, so every /metrics a scraper may hit carries them.
-        out.append(serve_api(rt, stop, refresh_stats="alerts" not in stages))
+        out.append(
+            serve_api(
+                rt, stop, refresh_stats="alerts" not in stages,
+                uses_mqtt=bool({"ingest", "alerts"} & set(stages)),
+            )
+        )  # fmt: skip
     if "ingest" in stages:
         registry = Registry(rt.pool, auto_register=s.auto_register)
         out.append(run_ingest(s, rt.bus, registry, rt.mqtt_url, wall_ms, stop))
     return out
 
 
-async def serve_api(rt: Runtime, stop: asyncio.Event, *, refresh_stats: bool = False) -> None:
+class _Server(uvicorn.Server):
+    """uvicorn's server, telling when its socket is bound."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.bound = asyncio.Event()
+
+    async def startup(self, sockets: list[Any] | None = None) -> None:
+        try:
+            await super().startup(sockets)
+        except SystemExit:  # uvicorn's answer to a port it cannot bind
+            self.should_exit = True
+            return
+        if self.started:
+            self.bound.set()
+
+
+class ListenError(RuntimeError):
+    """The API could not listen on its address (the port is taken)."""
+
+
+async def serve_api(
+    rt: Runtime, stop: asyncio.Event, *, refresh_stats: bool = False, uses_mqtt: bool = False
+) -> None:
     s = rt.settings
     token = await ensure_admin(rt.pool, s.admin_token)
     if token:
         rt.say(f"admin token (shown once, keep it): {token}")
         rt.say(f"alarm board: http://{s.http_host}:{s.http_port}/#token={token}")
+    elif not s.admin_token:
+        rt.say("admin token: the one printed at first start; lost it? restart with"
+               " YJ_ADMIN_TOKEN=<a secret of your choice> and use that")  # fmt: skip
     store = AlertStore(rt.pool, utcnow)
     hub = ChangeHub(rt.pool, store, s.sse_queue_size)
-    app = create_app(s, rt.pool, rt.bus, store, hub)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host=s.http_host, port=s.http_port, log_level="warning", lifespan="off")
-    )
+    mqtt = mqtt_host_port(rt.mqtt_url) if uses_mqtt else None
+    app = create_app(s, rt.pool, rt.bus, store, hub, dependency_checks(s.kafka_bootstrap, mqtt))
+    server = _Server(server_config(app, s))
     hub_task = asyncio.create_task(hub.run(stop), name="sse-hub")
     presence_task = asyncio.create_task(app.state.presence.run(stop), name="online-counts")
     if refresh_stats:
@@ -134,7 +166,18 @@ async def serve_api(rt: Runtime, stop: asyncio.Event, *, refresh_stats: bool = F
             StatsRefresher(rt.pool, utcnow, AlertSettings().stats_every_s).run(stop), name="stats"
         )
     serving = asyncio.create_task(server.serve(), name="http")
-    rt.say(f"API and alarm board on http://{s.http_host}:{s.http_port}/")
+    # Say where the API is only once the port is bound; a refused port ends `serving`.
+    bound = asyncio.create_task(server.bound.wait())
+    await asyncio.wait([serving, bound], return_when=asyncio.FIRST_COMPLETED)
+    if not server.bound.is_set():
+        bound.cancel()
+        stop.set()
+        await hub_task
+        raise ListenError(
+            f"the API could not listen on {s.http_host}:{s.http_port} (in use?); set YJ_HTTP_PORT"
+        )
+    base = f"http://{s.http_host}:{s.http_port}"
+    rt.say(f"API and alarm board on {base}/ (alerts: {base}/api/v1/alerts, docs: {base}/docs)")
     await stop.wait()
     server.should_exit = True
     await serving

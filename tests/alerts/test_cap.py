@@ -5,6 +5,7 @@ differs from it only in `severity`."""
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from importlib import resources
 
 import asyncpg
@@ -99,7 +100,6 @@ async def test_the_atom_feed_carries_valid_cap(pool: asyncpg.Pool, clock: Clock)
     originals = await store.originals([c.alert_id for c in latest])
     xml = cap.feed(
         [(c, originals[c.alert_id]) for c in latest], "international", SETTINGS, clock(),
-        "http://test/api/v1/alerts/cap",
     )  # fmt: skip
     feed = etree.fromstring(xml)
     entries = feed.findall("atom:entry", NS)
@@ -110,3 +110,31 @@ async def test_the_atom_feed_carries_valid_cap(pool: asyncpg.Pool, clock: Clock)
     assert [e.findtext("atom:content/cap:alert/cap:msgType", namespaces=NS) for e in entries][
         :2
     ] == ["Cancel", "Cancel"]  # newest first: closed, then resolved
+
+
+async def test_control_characters_in_a_disposal_leave_cap_and_the_feed_parseable(
+    pool: asyncpg.Pool, clock: Clock
+) -> None:
+    """Issue 12: a disposal with control characters made that alert's CAP, and the whole
+    Atom feed, unparseable XML."""
+    store = AlertStore(pool, clock)
+    out = await store.apply([change(1, N, Level.ORANGE)])
+    out += await store.apply([change(2, Level.ORANGE, N)])
+    clock.to(30)
+    closed = await store.close(
+        out[0].alert_id, "insp-li", "复电\x01\x1b[31m\ufffe完", lambda _: True
+    )
+    doc = cap.document(closed, out[0], "international", SETTINGS)
+    assert_valid(doc)
+    note = etree.fromstring(doc).findtext("cap:note", namespaces=NS)
+    assert note == "复电\ufffd\ufffd[31m\ufffd完"
+    xml = cap.feed([(closed, out[0])], "national", SETTINGS, clock(), "profile=national")
+    assert len(etree.fromstring(xml).findall("atom:entry", NS)) == 1
+
+
+def test_the_feed_self_link_comes_from_the_public_url_setting() -> None:
+    s = AlertSettings(public_url="https://yj.example.gov.cn/")
+    xml = cap.feed([], "national", s, datetime(2025, 11, 23, tzinfo=UTC), "limit=5")
+    link = etree.fromstring(xml).find("atom:link", NS)
+    assert link is not None
+    assert link.get("href") == "https://yj.example.gov.cn/api/v1/alerts/cap?limit=5"

@@ -11,8 +11,9 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from cryptography.fernet import Fernet
 
-from yujing.alerts import maintenance, webhooks
+from yujing.alerts import destinations, maintenance, webhooks
 from yujing.alerts.dispatch import SIGNATURE_HEADER, WebhookDispatcher
 from yujing.alerts.settings import AlertSettings
 from yujing.alerts.store import AlertStore
@@ -23,6 +24,7 @@ from yujing.testing.servers import free_port
 
 pytestmark = pytest.mark.integration
 N = Level.NONE
+LOOPBACK = "127.0.0.0/8"  # the receivers of these tests; refused unless allowed
 
 
 async def subscribe(pool: asyncpg.Pool, url: str, ents: list[str] | None, lvl: Level) -> Any:
@@ -35,8 +37,10 @@ async def subscribe(pool: asyncpg.Pool, url: str, ents: list[str] | None, lvl: L
 async def test_deliveries_are_signed_retried_and_dead_lettered(
     pool: asyncpg.Pool, clock: Clock
 ) -> None:
-    settings = AlertSettings(webhook_max_attempts=3, webhook_backoff_s=1.0)
-    receiver = WebhookReceiver({"/flaky": [500], "/gone": [410]})
+    settings = AlertSettings(
+        webhook_max_attempts=3, webhook_backoff_s=1.0, webhook_allow_cidrs=LOOPBACK
+    )
+    receiver = WebhookReceiver({"/flaky": [500], "/gone": [410]}, reply=b"internal page")
     store = AlertStore(pool, clock, settings)
     async with receiver.serving(free_port()) as base, httpx.AsyncClient(timeout=5) as client:
         flaky = await subscribe(pool, f"{base}/flaky", ["ent1"], Level.ORANGE)
@@ -81,8 +85,88 @@ async def test_deliveries_are_signed_retried_and_dead_lettered(
     ]
     [dead_gone] = await webhooks.deliveries(pool, gone.id, "dead", 10)
     assert (dead_gone["attempts"], dead_gone["last_status"]) == (1, 410)
+    assert dead_gone["last_error"] == "HTTP 410"  # never the receiver's body
     dead_refused = await webhooks.deliveries(pool, refused.id, "dead", 10)
     assert sorted(d["seq"] for d in dead_refused) == [1, 2]  # red and yellow, not dev-9
     assert all(d["attempts"] == 3 and "Connect" in d["last_error"] for d in dead_refused)
     assert await webhooks.deliveries(pool, other.id, None, 10) == []
     assert not any(p == "/other" for p, _, _ in receiver.got)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1/x", "http://[::1]/x", "http://169.254.169.254/latest/meta-data",
+        "http://10.0.0.8/x", "http://192.168.1.1/x", "http://172.16.0.1/x",
+        "http://100.64.0.1/x", "http://0.0.0.0/x", "http://[::ffff:127.0.0.1]/x",
+        "http://[fe80::1]/x", "http://2130706433/x", "http://0177.0.0.1/x",
+        "http://0x7f.1/x", "http://127.1/x", "http://localhost:8000/x",
+        "http://a.localhost/x", "http://user:pw@example.com/x", "ftp://example.com/x",
+        "http://224.0.0.1/x", "http://example.com:99999/x", "http://\x86x.com/",
+    ],
+)  # fmt: skip
+def test_inside_destinations_are_refused(url: str) -> None:
+    with pytest.raises(destinations.Refused):
+        destinations.check_url(url, [])
+
+
+def test_public_destinations_and_allowed_ranges_pass() -> None:
+    assert destinations.check_url("https://hooks.example.com/yj", []) == "hooks.example.com"
+    assert str(destinations.check_url("http://8.8.8.8/x", [])) == "8.8.8.8"
+    allow = destinations.networks("127.0.0.0/8, 10.8.0.0/16")
+    assert str(destinations.check_url("http://127.0.0.1:9/x", allow)) == "127.0.0.1"
+    assert str(destinations.check_url("http://10.8.3.4/x", allow)) == "10.8.3.4"
+    with pytest.raises(destinations.Refused):
+        destinations.check_url("http://10.9.0.1/x", allow)
+
+
+async def test_the_policy_is_checked_again_at_delivery(pool: asyncpg.Pool, clock: Clock) -> None:
+    """A subscription whose destination is inside (allowed when it was made, or a name that
+    resolves there now: DNS rebinding) is refused at delivery: dead, nothing sent."""
+    receiver = WebhookReceiver()
+    store = AlertStore(pool, clock)
+    async with receiver.serving(free_port()) as base, httpx.AsyncClient(timeout=5) as client:
+        sub = await subscribe(pool, f"{base}/inside", None, Level.BLUE)
+        await webhooks.WebhookFanout(pool, clock).publish(
+            await store.apply([change(1, N, Level.RED)])
+        )
+        clock.to(1)
+        assert await WebhookDispatcher(pool, clock, AlertSettings()).deliver_due(client) == 1
+    [dead] = await webhooks.deliveries(pool, sub.id, "dead", 10)
+    assert dead["attempts"] == 1 and dead["last_error"].startswith("destination refused")
+    assert receiver.got == []
+
+
+async def test_secrets_are_encrypted_at_rest_and_old_rows_migrated(
+    pool: asyncpg.Pool, clock: Clock
+) -> None:
+    keys = f"{Fernet.generate_key().decode()},{Fernet.generate_key().decode()}"
+    settings = AlertSettings(webhook_allow_cidrs=LOOPBACK, webhook_secret_keys=keys)
+    box = webhooks.SecretBox.from_settings(settings)
+    receiver = WebhookReceiver()
+    store = AlertStore(pool, clock)
+    async with receiver.serving(free_port()) as base, httpx.AsyncClient(timeout=5) as client:
+        new = await webhooks.subscribe(
+            pool, url=f"{base}/new", enterprises=None, min_level=Level.BLUE, transitions=True,
+            escalations=False, who="admin", now=at(0), secret="s" * 20, box=box,
+        )  # fmt: skip
+        async with pool.acquire() as conn:  # a row written in clear by an older yujing
+            await conn.execute(
+                "INSERT INTO webhook_subscriptions (id, url, secret, min_level, created_by,"
+                " created_at) VALUES ('wh-old', $1, 'whsec_plain-old-secret', 1, 'a', $2)",
+                f"{base}/old", at(0),
+            )  # fmt: skip
+        assert await webhooks.seal_plaintext(pool, box) == 1
+        async with pool.acquire() as conn:
+            stored = dict(await conn.fetch("SELECT id, secret FROM webhook_subscriptions"))
+        assert all(v.startswith(webhooks.SEALED) for v in stored.values())
+        assert "s" * 20 not in stored[new.id] and "plain-old" not in stored["wh-old"]
+        await webhooks.WebhookFanout(pool, clock).publish(
+            await store.apply([change(1, N, Level.RED)])
+        )
+        clock.to(1)
+        assert await WebhookDispatcher(pool, clock, settings).deliver_due(client) == 2
+    for path, secret in (("/new", "s" * 20), ("/old", "whsec_plain-old-secret")):
+        [(headers, body)] = [(h, b) for p, h, b in receiver.got if p == path]
+        expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+        assert headers[SIGNATURE_HEADER.lower()] == expected

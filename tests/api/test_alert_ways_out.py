@@ -41,7 +41,10 @@ def clock() -> Clock:
 
 @pytest.fixture
 def store(pool: asyncpg.Pool, clock: Clock) -> AlertStore:
-    return AlertStore(pool, clock, AlertSettings(cap_sender_code="YJ123"))
+    # Webhook receivers of these tests are on loopback, which only this setting allows.
+    return AlertStore(
+        pool, clock, AlertSettings(cap_sender_code="YJ123", webhook_allow_cidrs="127.0.0.0/8")
+    )
 
 
 @pytest.fixture
@@ -83,7 +86,7 @@ async def test_webhook_subscriptions_and_dead_letters(
     # A change for ent1 at red: queued, tried once against a closed port, dead-lettered.
     changes = await store.apply([change(1, N, Level.RED)])
     await webhooks.WebhookFanout(pool, clock).publish(changes)
-    settings = AlertSettings(webhook_max_attempts=1)
+    settings = AlertSettings(webhook_max_attempts=1, webhook_allow_cidrs="127.0.0.0/8")
     async with httpx.AsyncClient() as http:
         assert await WebhookDispatcher(pool, clock, settings).deliver_due(http) == 1
     r = await client.get(f"/api/v1/webhooks/{sub['id']}/deliveries?state=dead", headers=admin)
@@ -217,7 +220,8 @@ async def test_alarm_figures(
     # ent1's 12 alarms, i.e. 2 per 10 minutes, and the one acknowledgement (60 s).
     clock.to(600)
     await StatsRefresher(pool, clock).refresh()
-    metrics = (await client.get("/metrics")).text
+    scraper = await auth(pool, Role.VIEWER, "*")  # /metrics needs a token of global scope
+    metrics = (await client.get("/metrics", headers=scraper)).text
     assert 'yj_alarm_rate_per_10min{enterprise="ent1"} 2.0' in metrics
     assert 'yj_alarm_ack_seconds{stat="median"} 60.0' in metrics
 

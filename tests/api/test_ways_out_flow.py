@@ -36,8 +36,9 @@ async def leak(flow: Flow) -> None:
 
 
 async def test_a_leak_reaches_webhooks_mqtt_and_cap(
-    database_url: str, mqtt_broker: tuple[str, int]
+    database_url: str, mqtt_broker: tuple[str, int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("YJ_WEBHOOK_ALLOW_CIDRS", "127.0.0.0/8")  # the receiver is on loopback
     receiver = WebhookReceiver()
     settings = settings_for_test()
     async with (

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+from typing import Any
 
+import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from yujing.ingest import payloads as p
 
@@ -92,3 +96,55 @@ def test_events_and_status() -> None:
         reason(p.decode_status, b'{"ts": 1763856000000, "state": "asleep"}', NOW, SKEW) == "schema"
     )
     assert reason(p.decode_event, b'{"ts": 1763856000000, "type": "a b"}', NOW, SKEW) == "schema"
+
+
+# --- the fast path (msgspec alone) decides every payload as the careful path does -------
+
+_leaf = st.one_of(
+    st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False), st.text(max_size=8), st.sampled_from(["\x00", "\ud800", "é"]),
+    st.sampled_from([1e300 * 10, 2**63, -(2**63) - 1, 10**400]),
+)  # fmt: skip
+_any = st.recursive(
+    _leaf,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+_body = st.fixed_dictionaries(
+    {},
+    optional={
+        "ts": st.one_of(st.just(NOW), st.integers(), st.text(max_size=5)),
+        "seq": st.integers(min_value=-2, max_value=2**64), "values": _any, "quality": _any,
+        "type": st.sampled_from(["person_in", "boom", 3]), "count": _leaf, "attrs": _any,
+        "state": st.sampled_from(["online", "gone"]), "detail": _leaf, "extra": _any,
+    },
+)  # fmt: skip
+
+
+def _outcome(decode: Any, schema: type[Any], raw: bytes) -> object:
+    try:
+        return msgspec.to_builtins(decode(schema, raw))
+    except p.Rejected as r:
+        return r.reason
+
+
+_accepted = st.one_of(  # valid but for what `extra` holds, so unknown fields decide
+    st.fixed_dictionaries({"ts": st.just(NOW), "values": st.just({"a": 1.0}), "extra": _any}),
+    st.fixed_dictionaries({"ts": st.just(NOW), "type": st.just("vent_open"), "attrs": _any}),
+    st.fixed_dictionaries({"ts": st.just(NOW), "state": st.just("online"), "x": _any}),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_body | _accepted, st.sampled_from([p._Telemetry, p._Event, p._Status]), st.booleans())
+def test_the_fast_path_agrees_with_the_careful_path(
+    body: dict[str, Any], schema: type[Any], duplicate: bool
+) -> None:
+    raw = json.dumps(body).encode("utf-8", "surrogatepass")
+    if duplicate and body:  # the first key once more, at the end
+        key = json.dumps(next(iter(body))).encode("utf-8", "surrogatepass")
+        raw = raw[:-1] + b", " + key + b": 1}"
+    careful = _outcome(lambda s, b: p._careful(s, b.decode("utf-8", "surrogatepass")), schema, raw)
+    assert _outcome(p._decode, schema, raw) == careful

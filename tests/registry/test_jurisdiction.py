@@ -79,7 +79,7 @@ ROUTES = (
     "/api/v1/map", "/api/v1/events", "/api/v1/alerts", "/api/v1/alerts/{own_alert}",
     "/api/v1/alerts/cap", "/api/v1/alerts/{own_alert}/cap", "/api/v1/devices",
     "/api/v1/devices/{own}/gd-1", "/api/v1/sites/{own}/area-1", "/api/v1/deadletters",
-    "/api/v1/maintenance",
+    "/api/v1/maintenance", "/api/v1/statistics/online", "/api/v1/alerts/stats",
     "/api/v1/devices/{own}/gd-1/readings?point=ch4&since=2025-11-23T07:00:00Z",
 )  # fmt: skip
 
@@ -123,6 +123,10 @@ async def test_overview_figures_in_a_county(client: httpx.AsyncClient, pool: asy
     ]
     heads = (await client.get("/api/v1/enterprises/wz/headcount", headers=headers)).json()
     assert heads["sites"][0]["present"] == 2
+    online = (await client.get("/api/v1/statistics/online", headers=headers)).json()
+    # one device, one valid reading 5 minutes ago: 1 device-hour of the last 24
+    assert [(i["enterprise"], i["device_hours"]) for i in online["items"]] == [("wz", 1)]
+    assert online["by_division"][0]["online_rate"] == round(1 / 24, 4)
     xlsx = await client.get("/api/v1/overview?format=xlsx", headers=headers)
     assert xlsx.status_code == 200 and xlsx.content[:2] == b"PK"
 

@@ -165,3 +165,12 @@ def test_the_clock_only_judges_owned_partitions() -> None:
     engine.on_batch(series(other, "ch4", [0.3], t0=T0), partition=1)
     got = engine.on_tick(T0 + 80_000, partitions={1})  # partition 0 moved to another engine
     assert [t.device for t in got] == ["ch4-2"]
+
+
+def test_a_deleted_device_raises_no_offline_alert_until_it_reports_again() -> None:
+    engine = pack("critical-offline")
+    engine.on_batch(series(CRIT, "ch4", [0.3], t0=T0))
+    engine.device_removed(CRIT.enterprise, CRIT.device)
+    assert engine.on_tick(T0 + 300_000) == []
+    engine.on_batch(series(CRIT, "ch4", [0.3], t0=T0 + 301_000))  # registered again, reports
+    assert steps(engine.on_tick(T0 + 376_000)) == [("critical-offline", 0, 1, 376_000)]

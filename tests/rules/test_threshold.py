@@ -147,3 +147,16 @@ def test_many_devices_one_batch_only_changes_emit() -> None:
         batch([(d, "ch4", 1000, float(v)) for d, v in zip(devs, values, strict=True)])
     )
     assert len(got) == 10 and {t.to_level for t in got} == {4}
+
+
+def test_a_scoped_rule_fires_only_on_its_enterprises_devices() -> None:
+    from yujing.ingest.batch import DeviceInfo
+    from yujing.rules.reference import Reference
+
+    scoped = FACE.model_copy(update={"enterprises": ["e2"]})
+    mine = DeviceInfo("e2", DEV.device, DEV.kind, DEV.site, DEV.tags, DEV.units)
+    theirs = DEV  # of e1
+    readings = batch([(d, "ch4", t, 1.2) for t in (0, 1000) for d in (mine, theirs)])
+    for engine in (Engine([(scoped, 1)]), Reference([(scoped, 1)])):
+        got = engine.on_batch(readings)
+        assert [(t.enterprise, t.to_level) for t in got] == [("e2", 3)]

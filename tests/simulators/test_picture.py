@@ -42,3 +42,19 @@ def test_the_overview_is_judged_against_the_ground_truth() -> None:
     assert judge_picture(fleet, [], observed, last, set(), NOW) == [
         f"{reg.enterprise}: not in the overview"
     ]
+
+
+def test_statistics_are_judged_against_the_alerts_seen_raised() -> None:
+    from yujing.simulators.picture import judge_statistics
+
+    def seen(seq: int, alert_id: str, level: str, peak: str) -> Observed:
+        a = {"enterprise": "e", "id": alert_id, "level": level, "peak_level": peak}
+        return Observed(seq, "raised", a, 0, None)
+
+    observed = [seen(1, "a1", "orange", "orange"), seen(2, "a1", "red", "red"),
+                seen(3, "a2", "blue", "blue")]  # fmt: skip
+    group = {"division": "141102", "level": "red", "raised": 1}
+    blue = {**group, "level": "blue"}
+    assert judge_statistics("e", "141102", [group, blue], observed) == []
+    assert judge_statistics("e", "141102", [group], observed) != []
+    assert judge_statistics("e", "141100", [group, blue], observed) != []

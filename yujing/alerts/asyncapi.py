@@ -17,7 +17,7 @@ _TEXT = {"type": ["string", "null"]}
 
 ALERT_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "description": "An alert (CONTRACTS.md \"Alerts\") with yujing's marks.",
+    "description": "An alert (docs/contracts.md \"Alerts\") with yujing's marks.",
     "required": [
         "id", "key", "seq", "enterprise", "rule_id", "rule_version", "kind", "level",
         "peak_level", "state", "occurrences", "started_at", "changed_at", "message",
@@ -138,7 +138,7 @@ def _channels() -> dict[str, Any]:
             }},
         },
         "telemetry": _internal("yj/{enterprise}/{device}/telemetry", "device readings, "
-                               "CONTRACTS.md \"MQTT (devices → yujing)\"", "application/json"),
+                               "docs/contracts.md \"MQTT (devices → yujing)\"", "application/json"),
         "deviceEvents": _internal("yj/{enterprise}/{device}/event", "discrete device events",
                                   "application/json"),
         "deviceStatus": _internal("yj/{enterprise}/{device}/status", "device state, retained",

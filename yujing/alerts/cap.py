@@ -14,6 +14,7 @@ identifier must be unique per sender.
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
@@ -26,6 +27,7 @@ NS = "urn:oasis:names:tc:emergency:cap:1.2"
 ATOM = "http://www.w3.org/2005/Atom"
 MEDIA_TYPE = "application/cap+xml"
 ATOM_TYPE = "application/atom+xml"
+FEED_PATH = "/api/v1/alerts/cap"
 Profile = Literal["national", "international"]
 PROFILES: tuple[Profile, ...] = ("national", "international")
 
@@ -51,6 +53,16 @@ ET.register_namespace("cap", NS)
 ET.register_namespace("atom", ATOM)
 
 
+# Characters XML 1.0 cannot carry (C0 controls but tab and newlines, lone surrogates,
+# U+FFFE/U+FFFF): one in a disposal note made the alert's CAP and the whole feed unparseable.
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_text(text: object) -> str:
+    """`text` with every character XML 1.0 cannot carry replaced by U+FFFD."""
+    return _NOT_XML.sub("\ufffd", str(text))
+
+
 def _tz(s: AlertSettings) -> timezone:
     return timezone(timedelta(hours=s.cap_utc_offset_h))
 
@@ -68,7 +80,7 @@ def identifier(change: StoredChange, s: AlertSettings) -> str:
 def _sub(parent: ET.Element, tag: str, text: object | None = None) -> ET.Element:
     el = ET.SubElement(parent, f"{{{NS}}}{tag}")
     if text is not None:
-        el.text = str(text)
+        el.text = xml_text(text)
     return el
 
 
@@ -125,7 +137,7 @@ def _info(info: ET.Element, change: StoredChange, profile: Profile, s: AlertSett
 
 def _pair(first: str, name: str, value: object) -> list[ET.Element]:
     n, v = ET.Element(f"{{{NS}}}{first}"), ET.Element(f"{{{NS}}}value")
-    n.text, v.text = name, str(value)
+    n.text, v.text = xml_text(name), xml_text(value)
     return [n, v]
 
 
@@ -167,14 +179,17 @@ def feed(
     profile: Profile,
     s: AlertSettings,
     now: datetime,
-    self_url: str,
+    query: str = "",
 ) -> bytes:
-    """An Atom feed, newest first, each entry carrying its CAP message inline."""
+    """An Atom feed, newest first, each entry carrying its CAP message inline. Its self
+    link is `YJ_PUBLIC_URL` + the feed's path and `query`, never the request's `Host`."""
 
     def add(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
-        el = ET.SubElement(parent, f"{{{ATOM}}}{tag}", attrs)
-        el.text = text
+        el = ET.SubElement(parent, f"{{{ATOM}}}{tag}", {k: xml_text(v) for k, v in attrs.items()})
+        el.text = None if text is None else xml_text(text)
         return el
+
+    self_url = s.public_url.rstrip("/") + FEED_PATH + (f"?{query}" if query else "")
 
     root = ET.Element(f"{{{ATOM}}}feed")
     add(root, "id", f"urn:yujing:cap:{s.cap_sender_code}:{profile}")

@@ -6,6 +6,10 @@ Deliveries are claimed with `FOR UPDATE SKIP LOCKED` and a lease, so any number 
 `alerts` processes can dispatch without sending one twice, and a crashed dispatcher's
 claims come due again. Order is not guaranteed across deliveries: every body carries the
 alert's `seq` for receivers that need it.
+
+Each attempt resolves the URL's host, checks every address against the destination policy
+(`destinations`), and connects to the checked address; the receiver's response body is
+never kept (it could be an internal page read back through the deliveries API).
 """
 
 from __future__ import annotations
@@ -21,10 +25,13 @@ from datetime import datetime, timedelta
 
 import asyncpg
 import httpx
+from cryptography.fernet import InvalidToken
 from prometheus_client import Counter
 
+from yujing.alerts import destinations
 from yujing.alerts.publishers import PublishError
 from yujing.alerts.settings import AlertSettings
+from yujing.alerts.webhooks import SecretBox, seal_plaintext
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +83,12 @@ class WebhookDispatcher:
         self._clock = clock
         self._s = settings or AlertSettings()
         self._batch = batch
+        self._box = SecretBox.from_settings(self._s)
 
     async def run(self, stop: asyncio.Event) -> None:
+        sealed = await seal_plaintext(self._pool, self._box)
+        if sealed:
+            log.info("encrypted %d webhook secrets stored in clear", sealed)
         async with httpx.AsyncClient(timeout=self._s.webhook_timeout_s) as client:
             while not stop.is_set():
                 try:
@@ -101,7 +112,7 @@ class WebhookDispatcher:
 
     async def _attempt(self, client: httpx.AsyncClient, d: Claimed) -> None:
         try:
-            status = await _post(client, d)
+            status = await _post(client, d, self._box, self._s)
         except DeliveryError as exc:
             await self._failed(d, exc)
             return
@@ -130,21 +141,37 @@ class WebhookDispatcher:
             )  # fmt: skip
 
 
-async def _post(client: httpx.AsyncClient, d: Claimed) -> int:
+async def _post(client: httpx.AsyncClient, d: Claimed, box: SecretBox, s: AlertSettings) -> int:
+    try:
+        target = await destinations.resolve(d.url, s.webhook_allow)
+    except destinations.Refused as exc:
+        raise DeliveryError(f"destination refused: {exc}", retryable=False) from exc
+    except OSError as exc:
+        raise DeliveryError(str(exc), retryable=True) from exc
+    try:
+        secret = box.open(d.secret)
+    except InvalidToken as exc:
+        # Retried: an operator who fixes YJ_WEBHOOK_SECRET_KEYS gets the delivery through.
+        msg = "the secret cannot be decrypted with YJ_WEBHOOK_SECRET_KEYS"
+        raise DeliveryError(msg, retryable=True) from exc
     headers = {
+        "Host": target.host_header,
         "Content-Type": "application/cloudevents+json; charset=utf-8",
-        SIGNATURE_HEADER: sign(d.secret, d.body),
+        SIGNATURE_HEADER: sign(secret, d.body),
         "X-Yujing-Delivery": str(d.id),
         "X-Yujing-Attempt": str(d.attempts),
         "X-Yujing-Event": d.event_type,
     }
     try:
-        r = await client.post(d.url, content=d.body, headers=headers)
+        # To the checked address; TLS still verifies the certificate against the name.
+        r = await client.post(
+            target.url, content=d.body, headers=headers,
+            extensions={"sni_hostname": target.host},
+        )  # fmt: skip
     except httpx.HTTPError as exc:
         raise DeliveryError(f"{type(exc).__name__}: {exc}", retryable=True) from exc
     if r.is_success:
         return r.status_code
     retryable = r.status_code >= 500 or r.status_code in (408, 429)
-    raise DeliveryError(
-        f"HTTP {r.status_code}: {r.text[:200]}", retryable=retryable, status=r.status_code
-    )
+    # The status only: the body could be an internal page, read back through the API.
+    raise DeliveryError(f"HTTP {r.status_code}", retryable=retryable, status=r.status_code)

@@ -108,6 +108,8 @@ def acknowledge(alert: Alert, who: str, now: datetime) -> tuple[Alert, Change]:
 def close(alert: Alert, who: str, disposal: str, now: datetime) -> tuple[Alert, Change]:
     if not disposal.strip():
         raise LifecycleError("closing an alert needs a disposal note (闭环)")
+    if alert.state is AlertState.CLOSED:
+        raise LifecycleError(f"alert is already closed (by {alert.closed_by})")
     if alert.state is not AlertState.RESOLVED:
         raise LifecycleError(
             f"alert is {alert.state.value}; it can be closed only after the condition has resolved"

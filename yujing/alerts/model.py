@@ -1,4 +1,4 @@
-"""The alert of CONTRACTS.md ("Alerts"): one per key until closed, with its states."""
+"""The alert of docs/contracts.md ("Alerts"): one per key until closed, with its states."""
 
 from __future__ import annotations
 

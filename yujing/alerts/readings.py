@@ -1,26 +1,25 @@
 """Readings storage: a partitioned table written with binary COPY built by numpy.
 
 Rows are fixed-width (ts, series id, value, quality), so a whole batch becomes the COPY
-payload through one structured array — no Python loop over readings. With TimescaleDB the
-table is a hypertable with compression and a 93-day retention (real-time methane values
-must be kept at least 3 months, DOMAIN.md); without it, monthly range partitions.
+payload through one structured array — no Python loop over readings. The table's layout
+(hypertable or partitions) and retention are `yujing.alerts.storage`'s business.
 """
 
 from __future__ import annotations
 
 import io
 import struct
-from datetime import UTC, datetime
+from dataclasses import dataclass, field
 
 import asyncpg
 import numpy as np
 import numpy.typing as npt
 
+from yujing.alerts.refusals import split_refused
 from yujing.db import Conn
 from yujing.ingest.batch import ReadingBatch
 
 PG_EPOCH_MS = 946_684_800_000  # 2000-01-01, PostgreSQL's timestamp epoch
-RETENTION_DAYS = 93
 
 _HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
 _TRAILER = struct.pack(">h", -1)
@@ -32,63 +31,6 @@ _ROW_NULL = np.dtype(
     [("n", ">i2"), ("l_ts", ">i4"), ("ts", ">i8"), ("l_s", ">i4"), ("s", ">i4"),
      ("l_v", ">i4"), ("l_q", ">i4"), ("q", ">i2")]
 )  # fmt: skip
-
-
-async def prepare_readings_storage(conn: Conn, *, timescale: bool) -> None:
-    exists = await conn.fetchval("SELECT to_regclass('readings') IS NOT NULL")
-    if timescale:
-        await conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
-        if not exists:
-            await conn.execute(
-                "CREATE TABLE readings (ts timestamptz NOT NULL, series integer NOT NULL,"
-                " value double precision, quality smallint NOT NULL)"
-            )
-            await conn.execute(
-                "SELECT create_hypertable('readings', 'ts',"
-                " chunk_time_interval => interval '1 day')"
-            )
-            await conn.execute(
-                "ALTER TABLE readings SET (timescaledb.compress,"
-                " timescaledb.compress_segmentby = 'series', timescaledb.compress_orderby = 'ts')"
-            )
-            await conn.execute(
-                "SELECT add_compression_policy('readings', interval '7 days',"
-                " if_not_exists => true)"
-            )
-            await conn.execute(
-                f"SELECT add_retention_policy('readings', interval '{RETENTION_DAYS} days',"
-                " if_not_exists => true)"
-            )
-    else:
-        if not exists:
-            await conn.execute(
-                "CREATE TABLE readings (ts timestamptz NOT NULL, series integer NOT NULL,"
-                " value double precision, quality smallint NOT NULL) PARTITION BY RANGE (ts)"
-            )
-            await conn.execute("CREATE TABLE readings_default PARTITION OF readings DEFAULT")
-        await ensure_partitions(conn, datetime.now(UTC))
-    await conn.execute("CREATE INDEX IF NOT EXISTS readings_series_ts ON readings (series, ts)")
-
-
-async def ensure_partitions(conn: Conn, now: datetime, ahead: int = 3) -> None:
-    """Monthly partitions from last month to `ahead` months on; the default partition
-    catches anything outside them, so a write never fails for want of a partition."""
-    year, month = now.year, now.month - 1
-    for _ in range(ahead + 2):
-        if month == 0:
-            year, month = year - 1, 12
-        start = datetime(year, month, 1, tzinfo=UTC)
-        ny, nm = (year + 1, 1) if month == 12 else (year, month + 1)
-        end = datetime(ny, nm, 1, tzinfo=UTC)
-        name = f"readings_{year:04d}{month:02d}"
-        if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", name):
-            # A row already in the default partition for this range would block the attach;
-            # the default partition is only a safety net, so that cannot normally happen.
-            await conn.execute(
-                f"CREATE TABLE {name} PARTITION OF readings"
-                f" FOR VALUES FROM ('{start.isoformat()}') TO ('{end.isoformat()}')"
-            )
-        year, month = ny, nm
 
 
 def copy_payload(
@@ -122,38 +64,142 @@ def copy_payload(
     return b"".join(parts)
 
 
+# The usual batch holds only new readings: it is COPYed straight into `readings` (or, where
+# the sink keeps the aggregates, into a staging table inserted and aggregated in one
+# statement), and the unique (series, ts) index refuses it whole if any reading is already
+# stored. Then, and only then, it is merged: a reading already stored (a re-read after an
+# offset reset, a replay) is skipped, and only readings really inserted feed the aggregates.
+_STAGE = (
+    "CREATE TEMP TABLE IF NOT EXISTS readings_stage (ts timestamptz NOT NULL,"
+    " series integer NOT NULL, value double precision, quality smallint NOT NULL)"
+    " ON COMMIT DELETE ROWS"
+)
+_COLUMNS = ["ts", "series", "value", "quality"]
+_INSERT = (
+    "INSERT INTO readings (ts, series, value, quality)"
+    " SELECT ts, series, value, quality FROM readings_stage"
+)
+_MERGE = f"{_INSERT} ON CONFLICT (series, ts) DO NOTHING RETURNING ts, series, value, quality"
+# Per-minute deltas of the new readings, folded into both tables: a bucket's min, max, sum
+# and count combine, and its `last` is the value of the latest event time seen.
+_MINUTES = (
+    "m AS (SELECT series, date_bin(interval '1 minute', ts, 'epoch'::timestamptz) AS b,"
+    " min(value) AS min, max(value) AS max, sum(value) AS sum, count(*) AS count,"
+    " (array_agg(value ORDER BY ts DESC))[1] AS last, max(ts) AS last_ts"
+    " FROM {src} WHERE quality = 0 AND value IS NOT NULL GROUP BY 1, 2)"
+)
+_UPSERT = (
+    " ON CONFLICT (series, bucket) DO UPDATE SET min = least(a.min, EXCLUDED.min),"
+    " max = greatest(a.max, EXCLUDED.max), sum = a.sum + EXCLUDED.sum,"
+    " count = a.count + EXCLUDED.count, last = CASE WHEN EXCLUDED.last_ts > a.last_ts"
+    " THEN EXCLUDED.last ELSE a.last END, last_ts = greatest(a.last_ts, EXCLUDED.last_ts)"
+)
+_INTO = "INSERT INTO {name} AS a (series, bucket, min, max, sum, count, last, last_ts)"
+_AGGREGATES = (
+    "{minutes}, readings_1m AS (" + _INTO.format(name="readings_1m")
+    + " SELECT * FROM m ORDER BY series, b" + _UPSERT + "), readings_1h AS ("
+    + _INTO.format(name="readings_1h")
+    + " SELECT series, date_bin(interval '1 hour', b, 'epoch'::timestamptz) AS h, min(min),"
+    " max(max), sum(sum), sum(count), (array_agg(last ORDER BY last_ts DESC))[1],"
+    " max(last_ts) FROM m GROUP BY 1, 2 ORDER BY 1, 2" + _UPSERT + ")"
+)  # fmt: skip
+MERGE_PLAIN = f"WITH ins AS ({_MERGE}) SELECT count(*) FROM ins"
+MERGE_WITH_AGGREGATES = (
+    f"WITH ins AS ({_MERGE}), {_AGGREGATES.format(minutes=_MINUTES.format(src='ins'))}"
+    " SELECT count(*) FROM ins"
+)
+# All new: insert and aggregate straight from the staging table (no ON CONFLICT, no RETURNING).
+INSERT_WITH_AGGREGATES = (
+    f"WITH ins AS ({_INSERT}), {_AGGREGATES.format(minutes=_MINUTES.format(src='readings_stage'))}"
+    " SELECT 1"
+)
+
+
+@dataclass
+class Written:
+    """What became of a batch: stored, already there (a re-read), or refused (index, why)."""
+
+    stored: int = 0
+    duplicates: int = 0
+    refused: list[tuple[int, BaseException]] = field(default_factory=list)
+
+
 class ReadingWriter:
     """Writes reading batches: resolves (enterprise, device, point) to series ids through
-    a cache, then one binary COPY per batch."""
+    a cache, then one binary COPY per batch (and a merge when some readings were already
+    stored); rows the database refuses are found by splitting the batch and reported, the
+    others stored."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
         self._series: dict[tuple[str, str, str], int] = {}
+        self._aggregates: bool | None = None  # whether the sink keeps readings_1m/1h
         self.rows_written = 0
 
-    async def write(self, batch: ReadingBatch) -> int:
+    async def write(self, batch: ReadingBatch) -> Written:
         if not len(batch):
-            return 0
+            return Written()
+        async with self._pool.acquire() as conn:
+            series = await self._series_of(conn, batch)
+            if self._aggregates is None:
+                self._aggregates = bool(
+                    await conn.fetchval(
+                        "SELECT relkind = 'r' FROM pg_class WHERE oid = to_regclass('readings_1m')"
+                    )
+                )
+            out = Written()
+
+            async def attempt(lo: int, hi: int) -> None:
+                payload = copy_payload(
+                    batch.ts[lo:hi], series[lo:hi], batch.value[lo:hi], batch.quality[lo:hi]
+                )
+                async with conn.transaction():
+                    out.stored += await self._store(conn, payload, hi - lo)
+
+            out.refused = await split_refused(len(batch), attempt)
+        out.duplicates = len(batch) - out.stored - len(out.refused)
+        self.rows_written += out.stored
+        return out
+
+    async def _store(self, conn: Conn, payload: bytes, n: int) -> int:
+        """Stores one COPY payload of `n` readings inside the caller's transaction; returns
+        how many were new."""
+        try:
+            async with conn.transaction():  # a savepoint: a duplicate undoes only this try
+                if self._aggregates:
+                    await self._stage(conn, payload)
+                    await conn.execute(INSERT_WITH_AGGREGATES)
+                else:
+                    await conn.copy_to_table(
+                        "readings", source=io.BytesIO(payload), columns=_COLUMNS, format="binary"
+                    )
+            return n
+        except asyncpg.UniqueViolationError:
+            pass
+        await self._stage(conn, payload)
+        stored: int = await conn.fetchval(
+            MERGE_WITH_AGGREGATES if self._aggregates else MERGE_PLAIN
+        )
+        return stored
+
+    @staticmethod
+    async def _stage(conn: Conn, payload: bytes) -> None:
+        await conn.execute(_STAGE)
+        await conn.copy_to_table(
+            "readings_stage", source=io.BytesIO(payload), columns=_COLUMNS, format="binary"
+        )
+
+    async def _series_of(self, conn: Conn, batch: ReadingBatch) -> npt.NDArray[np.int32]:
         pairs = np.unique(batch.device.astype(np.int64) << 32 | batch.point.astype(np.int64))
         names = [
             (batch.devices[int(p >> 32)].enterprise, batch.devices[int(p >> 32)].device,
              batch.points[int(p & 0xFFFFFFFF)])
             for p in pairs
         ]  # fmt: skip
-        async with self._pool.acquire() as conn:
-            await self._resolve(conn, names)
-            ids = np.array([self._series[n] for n in names], dtype=np.int32)
-            code = batch.device.astype(np.int64) << 32 | batch.point.astype(np.int64)
-            series = ids[np.searchsorted(pairs, code)]
-            payload = copy_payload(batch.ts, series, batch.value, batch.quality)
-            await conn.copy_to_table(
-                "readings",
-                source=io.BytesIO(payload),
-                columns=["ts", "series", "value", "quality"],
-                format="binary",
-            )
-        self.rows_written += len(batch)
-        return len(batch)
+        await self._resolve(conn, names)
+        ids = np.array([self._series[n] for n in names], dtype=np.int32)
+        code = batch.device.astype(np.int64) << 32 | batch.point.astype(np.int64)
+        return ids[np.searchsorted(pairs, code)]
 
     async def _resolve(self, conn: Conn, names: list[tuple[str, str, str]]) -> None:
         missing = [n for n in names if n not in self._series]

@@ -128,9 +128,13 @@ async def _durations(
     conn: Conn, delays: str, since: datetime, until: datetime, enterprises: list[str] | None
 ) -> dict[str, Any]:
     row = await conn.fetchrow(
-        f"SELECT count(s) AS n, avg(s) AS mean,"
-        " percentile_cont(0.5) WITHIN GROUP (ORDER BY s) AS median,"
-        " percentile_cont(0.9) WITHIN GROUP (ORDER BY s) AS p90, max(s) AS max"
+        # A close is wall clock, a raise is event time (docs/contracts.md "Clocks"): when a
+        # device's clock runs ahead (an accelerated scenario) the difference can be negative;
+        # such pairs are counted apart, never averaged.
+        f"SELECT count(s) FILTER (WHERE s >= 0) AS n, avg(s) FILTER (WHERE s >= 0) AS mean,"
+        " percentile_cont(0.5) WITHIN GROUP (ORDER BY s) FILTER (WHERE s >= 0) AS median,"
+        " percentile_cont(0.9) WITHIN GROUP (ORDER BY s) FILTER (WHERE s >= 0) AS p90,"
+        " max(s) FILTER (WHERE s >= 0) AS max, count(s) FILTER (WHERE s < 0) AS clock_skewed"
         f" FROM ({delays} AND t.at >= $1 AND t.at < $2"
         f" AND ($3::text[] IS NULL OR t.alert->>'enterprise' = ANY($3::text[]))) d",
         since, until, enterprises,
@@ -138,7 +142,7 @@ async def _durations(
     assert row is not None
     found = dict(row)
     out = {k: None if v is None else round(float(v), 3) for k, v in found.items()}
-    return {**out, "n": int(found["n"])}
+    return {**out, "n": int(found["n"]), "clock_skewed": int(found["clock_skewed"])}
 
 
 class StatsRefresher:

@@ -72,6 +72,7 @@ class StoredChange:
 class AlertQuery:
     states: list[str] | None = None
     min_level: Level = Level.BLUE
+    levels: list[Level] | None = None  # exact levels, on top of min_level
     enterprises: list[str] | None = None  # None: every enterprise the caller may see
     site: str | None = None
     device: str | None = None
@@ -91,6 +92,8 @@ class AlertQuery:
 
         if self.states:
             add("state = ANY(?::text[])", self.states)
+        if self.levels:
+            add("level = ANY(?::smallint[])", [int(x) for x in self.levels])
         if self.enterprises is not None:
             add("enterprise = ANY(?::text[])", self.enterprises)
         if self.site:

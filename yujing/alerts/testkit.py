@@ -79,12 +79,13 @@ class WebhookReceiver:
 
     script: dict[str, list[int]] = field(default_factory=dict)
     got: list[tuple[str, dict[str, str], bytes]] = field(default_factory=list)
+    reply: bytes = b""  # the body of every answer
 
     async def endpoint(self, request: Request) -> Response:
         path = request.url.path
         self.got.append((path, dict(request.headers), await request.body()))
         statuses = self.script.get(path, [])
-        return Response(status_code=statuses.pop(0) if statuses else 200)
+        return Response(self.reply, status_code=statuses.pop(0) if statuses else 200)
 
     @contextlib.asynccontextmanager
     async def serving(self, port: int) -> AsyncIterator[str]:

@@ -6,24 +6,87 @@ publisher of the outbox relay: for each change people should hear about (`notify
 writes one pending delivery per matching subscription into PostgreSQL, keyed by
 (subscription, event id) so a relay replay adds nothing. Sending, retries and dead letters
 are `dispatch.WebhookDispatcher`'s, so a slow receiver never holds up the relay.
+
+Secrets are stored encrypted (Fernet, keys from `YJ_WEBHOOK_SECRET_KEYS`); a row written
+in clear by an older yujing is encrypted by `seal_plaintext` when the dispatcher starts.
 """
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import asyncpg
+from cryptography.fernet import Fernet, MultiFernet
 from ulid import ULID
 
 from yujing.alerts import cloudevents
 from yujing.alerts.publishers import PublishError
+from yujing.alerts.settings import AlertSettings
 from yujing.alerts.store import StoredChange
 from yujing.db import Conn
 from yujing.levels import Level
+
+SEALED = "fernet:"
+KEY_FILE = "webhook-secret.key"
+
+
+class SecretBox:
+    """Encrypts webhook secrets for the database and decrypts them for signing."""
+
+    def __init__(self, keys: Sequence[bytes]) -> None:
+        self._fernet = MultiFernet([Fernet(k) for k in keys])
+
+    @classmethod
+    def from_settings(cls, s: AlertSettings) -> SecretBox:
+        keys = [k.strip().encode() for k in s.webhook_secret_keys.split(",") if k.strip()]
+        return cls(keys or [_key_file(s.data_dir / KEY_FILE)])
+
+    def seal(self, secret: str) -> str:
+        return SEALED + self._fernet.encrypt(secret.encode()).decode()
+
+    def open(self, stored: str) -> str:
+        """The secret; a value without the prefix is a row from before encryption."""
+        if not stored.startswith(SEALED):
+            return stored
+        return self._fernet.decrypt(stored.removeprefix(SEALED).encode()).decode()
+
+
+def _key_file(path: Path) -> bytes:
+    try:
+        return path.read_bytes().strip()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = Fernet.generate_key()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process made it first
+        return path.read_bytes().strip()
+    with os.fdopen(fd, "wb") as f:
+        f.write(key)
+    return key
+
+
+async def seal_plaintext(pool: asyncpg.Pool, box: SecretBox) -> int:
+    """Encrypts the secrets stored in clear (the migration of rows from before)."""
+    async with pool.acquire() as conn, conn.transaction():
+        rows = await conn.fetch(
+            "SELECT id, secret FROM webhook_subscriptions WHERE secret NOT LIKE $1 || '%'"
+            " FOR UPDATE",
+            SEALED,
+        )
+        for row in rows:
+            await conn.execute(
+                "UPDATE webhook_subscriptions SET secret = $2 WHERE id = $1",
+                row["id"], box.seal(row["secret"]),
+            )  # fmt: skip
+    return len(rows)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +105,8 @@ class Subscription:
     def public(self) -> dict[str, Any]:
         """Without the secret: it is shown once, when the subscription is created."""
         return {
-            "id": self.id, "url": self.url, "enterprises": self.enterprises,
+            # Read back as written: ["*"] for every enterprise.
+            "id": self.id, "url": self.url, "enterprises": self.enterprises or ["*"],
             "min_level": self.min_level.word, "transitions": self.transitions,
             "escalations": self.escalations, "created_by": self.created_by,
             "created_at": self.created_at.isoformat(),
@@ -67,17 +131,20 @@ async def subscribe(
     who: str,
     now: datetime,
     secret: str | None = None,
+    box: SecretBox | None = None,
 ) -> Subscription:
+    """A new subscription; the returned record carries the secret in clear (shown once)."""
     secret = secret or "whsec_" + secrets.token_urlsafe(32)
+    box = box or SecretBox.from_settings(AlertSettings())
     async with pool.acquire() as conn:
         row = await conn.fetchrow(
             "INSERT INTO webhook_subscriptions (id, url, secret, enterprises, min_level,"
             " transitions, escalations, created_by, created_at)"
             " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING *",
-            f"wh-{ULID()}", url, secret, enterprises, int(min_level), transitions, escalations,
-            who, now,
+            f"wh-{ULID()}", url, box.seal(secret), enterprises, int(min_level), transitions,
+            escalations, who, now,
         )  # fmt: skip
-    return Subscription.from_row(row)
+    return replace(Subscription.from_row(row), secret=secret)
 
 
 async def subscriptions(pool: asyncpg.Pool) -> list[Subscription]:

@@ -6,18 +6,22 @@ from collections.abc import Awaitable, Callable
 from importlib import resources
 
 import asyncpg
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.responses import HTMLResponse, Response
+from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from yujing import __version__
 from yujing.alerts.store import AlertStore
-from yujing.api import problems
-from yujing.api.problems import problem_response
+from yujing.api import limits, problems
+from yujing.api.deps import Viewer
+from yujing.api.problems import Problem, problem_response
+from yujing.api.query import known_query
 from yujing.api.routes import (
     alerts,
     asyncapi,
     deadletters,
+    device_batches,
     devices,
     enterprises,
     maintenance,
@@ -27,6 +31,7 @@ from yujing.api.routes import (
     tokens,
     webhooks,
 )
+from yujing.api.schemas import Health, Readiness
 from yujing.api.stream import ChangeHub
 from yujing.config import Settings
 from yujing.ingest.bus import Bus
@@ -43,7 +48,8 @@ def create_app(
     hub: ChangeHub,
     checks: dict[str, Check] | None = None,
 ) -> FastAPI:
-    app = FastAPI(
+    # Swagger UI and ReDoc from files in the package: /docs works without the internet.
+    app = FastAPIOffline(
         title="yujing 预警",
         version=__version__,
         description="Graded risk alerts from work-safety sensor streams.",
@@ -52,9 +58,11 @@ def create_app(
     app.state.store, app.state.hub = store, hub
     app.state.presence = PresenceFigures(pool, store.now)
     problems.install(app)
-    for module in (alerts, rules, devices, enterprises, sites, deadletters, tokens, webhooks,
-                   maintenance, picture, asyncapi):  # fmt: skip
-        app.include_router(module.router, prefix="/api/v1")
+    limits.install(app, settings.http_max_body_bytes)
+    for module in (alerts, rules, device_batches, devices, enterprises, sites, deadletters,
+                   tokens, webhooks, maintenance, picture, asyncapi):  # fmt: skip
+        # One mechanism for every route: a query parameter it does not declare is refused.
+        app.include_router(module.router, prefix="/api/v1", dependencies=[Depends(known_query)])
 
     async def database() -> bool:
         async with pool.acquire() as conn:
@@ -62,12 +70,18 @@ def create_app(
 
     all_checks: dict[str, Check] = {"database": database, **(checks or {})}
 
-    @app.get("/healthz", tags=["health"])
+    @app.get("/healthz", tags=["health"], response_model=Health)
     async def healthz() -> dict[str, str]:
+        """The process answers (liveness)."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"], response_model=None)
+    @app.get(
+        "/readyz", tags=["health"], response_model=Readiness,
+        responses={503: {"description": "a dependency is not reachable (problem+json)"}},
+    )  # fmt: skip
     async def readyz() -> dict[str, object] | Response:
+        """Every server this process uses answers: the database, the bus and, where ingest
+        or the alerts stage run, the MQTT broker."""
         results: dict[str, bool] = {}
         for name, check in all_checks.items():
             try:
@@ -79,8 +93,14 @@ def create_app(
         failing = ", ".join(n for n, ok in results.items() if not ok)
         return problem_response(503, "Unavailable", f"not reachable: {failing}", checks=results)
 
-    @app.get("/metrics", tags=["health"])
-    async def metrics() -> Response:
+    @app.get(
+        "/metrics", tags=["health"], response_class=Response,
+        responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus"}},
+    )  # fmt: skip
+    async def metrics(principal: Viewer) -> Response:
+        # Labelled by enterprise: only a token of global scope (the scraper's) reads them.
+        if principal.enterprises is not None:
+            raise Problem(403, "Forbidden", "/metrics needs a token scoped to every enterprise")
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     board = resources.files("yujing.api").joinpath("static/board.html").read_text("utf-8")

@@ -48,6 +48,11 @@ _TITLES = {
 }  # fmt: skip
 
 
+def _plain(msg: str) -> str:
+    """pydantic prefixes our own words with "Value error, "; a person needs only the words."""
+    return msg.removeprefix("Value error, ")
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
@@ -56,12 +61,17 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
-            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+            {"loc": list(e.get("loc", ())), "msg": _plain(e.get("msg", "")),
+             "type": e.get("type", "")}
             for e in exc.errors()
-        ]
+        ]  # fmt: skip
+        # The detail names each problem, so a person reading only `detail` can fix the call.
+        detail = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'][1:] or e['loc'])}: {e['msg']}" for e in errors
+        )
         return problem_response(
-            422, "Invalid request", "the request does not match the schema", request.url.path,
-            errors=errors,
+            422, "Invalid request", detail or "the request does not match the schema",
+            request.url.path, errors=errors,
         )  # fmt: skip
 
     @app.exception_handler(StarletteHTTPException)

@@ -14,7 +14,7 @@ from typing import Protocol
 
 
 class Topics:
-    """Topic names (CONTRACTS.md "Kafka", plus the internal ones documented in docs/contracts)."""
+    """Topic names (docs/contracts.md "Kafka", the internal ones included)."""
 
     READINGS = "yj.readings"
     EVENTS = "yj.events"

@@ -13,11 +13,12 @@ import contextlib
 import logging
 import socket
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiomqtt
+import asyncpg
 import numpy as np
 from prometheus_client import Counter
 
@@ -27,7 +28,7 @@ from yujing.ingest.batch import DeadLetter, DeviceInfo, Event, ReadingBatch, Sta
 from yujing.ingest.bus import Bus, Topics
 from yujing.ingest.dedup import SeqWindow
 from yujing.ingest.registry import Registry
-from yujing.names import device_key
+from yujing.names import device_key, is_identifier
 
 log = logging.getLogger(__name__)
 
@@ -66,27 +67,43 @@ class Ingestor:
 
     async def handle(self, messages: Sequence[Message]) -> None:
         out: dict[str, list[tuple[bytes, bytes]]] = {}
-        outcomes: list[str] = []
+        tally = _Tally()
+        self._seqs.begin()
         for m in messages:
             try:
-                topic, key, value = await self._accept(m)
+                topic, key, value = await self._outcome(m, tally)
             except p.Rejected as r:
                 topic, key, value = Topics.DEADLETTER, *self._dead_letter(m, r)
-                DEAD.labels(r.reason).inc()
-                outcomes.append("deadletter")
+                tally.dead(r.reason)
             else:
                 if topic is None:
-                    outcomes.append("duplicate")
+                    tally.outcomes.append("duplicate")
                     continue
-                outcomes.append("accepted")
+                tally.outcomes.append("accepted")
             out.setdefault(topic, []).append((key, value))
-        for topic, records in out.items():
-            await self._bus.publish(topic, records)
+        try:
+            for topic, records in out.items():
+                await self._bus.publish(topic, records)
+        except BaseException:
+            # MQTT redelivers the batch: its seqs must not count as seen by then.
+            self._seqs.rollback()
+            raise
         # Counted only once the bus has the batch: a failed publish is redelivered by MQTT.
-        for outcome in outcomes:
-            MESSAGES.labels(outcome).inc()
+        tally.count()
 
-    async def _accept(self, m: Message) -> tuple[Any, bytes, bytes]:
+    async def _outcome(self, m: Message, tally: _Tally) -> tuple[Any, bytes, bytes]:
+        """The total input policy: whatever one message's bytes do to the code, it ends as
+        accepted, duplicate or dead-lettered. Only the registry's I/O errors escape (the
+        database is down: the batch waits for MQTT's redelivery)."""
+        try:
+            return await self._accept(m, tally)
+        except (p.Rejected, OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError):
+            raise
+        except Exception as exc:
+            log.warning("ingest: %s on %r dead-lettered as internal", type(exc).__name__, m.topic)
+            raise p.Rejected(p.Reason.INTERNAL, f"{type(exc).__name__}: {exc}") from exc
+
+    async def _accept(self, m: Message, tally: _Tally) -> tuple[Any, bytes, bytes]:
         if len(m.payload) > self._settings.max_payload_bytes:
             raise p.Rejected(
                 p.Reason.TOO_LARGE,
@@ -107,7 +124,7 @@ class Ingestor:
             )
         key = device_key(where.enterprise, where.device).encode()
         if where.kind == "telemetry":
-            batch = self._readings(info, rows, m.received_ms)
+            batch = self._readings(info, rows, m.received_ms, tally)
             return (
                 (Topics.READINGS if batch is not None else None),
                 key,
@@ -122,19 +139,18 @@ class Ingestor:
         return Topics.STATUS, key, encode(Status(info, ts, state, detail))
 
     def _readings(
-        self, info: DeviceInfo, rows: p.ReadingRows, received_ms: int
+        self, info: DeviceInfo, rows: p.ReadingRows, received_ms: int, tally: _Tally
     ) -> ReadingBatch | None:
         device = (info.enterprise, info.device)
         gaps = self._seqs.gaps
         fresh = np.array([s is None or self._seqs.accept(device, s) for s in rows.seqs])
-        GAPS.inc(self._seqs.gaps - gaps)
+        tally.gaps += self._seqs.gaps - gaps
         keep = fresh[rows.entry_of_row]
         dropped = int((~keep).sum())
-        if dropped:
-            DUP_READINGS.inc(dropped)
-            if dropped == len(keep):
-                return None
-        READINGS.inc(len(keep) - dropped)
+        tally.duplicate_readings += dropped
+        if dropped == len(keep):
+            return None
+        tally.readings += len(keep) - dropped
         n = int(keep.sum())
         return ReadingBatch(
             devices=[info],
@@ -152,11 +168,43 @@ class Ingestor:
         parts = m.topic.split("/")
         ent, dev = (
             (parts[1], parts[2])
-            if len(parts) == 4 and r.reason != p.Reason.BAD_TOPIC
+            if len(parts) == 4 and is_identifier(parts[1]) and is_identifier(parts[2])
             else (None, None)
         )
-        letter = DeadLetter(m.topic, m.received_ms, r.reason, r.detail[:1000], m.payload, ent, dev)
+        # The topic and the detail go to text columns: no NUL, no lone surrogate there.
+        letter = DeadLetter(
+            _printable(m.topic), m.received_ms, r.reason, _printable(r.detail[:1000]),
+            m.payload, ent, dev,
+        )  # fmt: skip
         return (device_key(ent, dev) if ent and dev else "-").encode(), encode(letter)
+
+
+@dataclass(slots=True)
+class _Tally:
+    """What one batch did to the counters, applied once the bus has the batch."""
+
+    outcomes: list[str] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+    readings: int = 0
+    duplicate_readings: int = 0
+    gaps: int = 0
+
+    def dead(self, reason: str) -> None:
+        self.outcomes.append("deadletter")
+        self.reasons.append(reason)
+
+    def count(self) -> None:
+        for outcome in self.outcomes:
+            MESSAGES.labels(outcome).inc()
+        for reason in self.reasons:
+            DEAD.labels(reason).inc()
+        READINGS.inc(self.readings)
+        DUP_READINGS.inc(self.duplicate_readings)
+        GAPS.inc(self.gaps)
+
+
+def _printable(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
 
 
 class MqttSource:
@@ -301,5 +349,11 @@ async def run_ingest(
     watcher = asyncio.create_task(watch_registry(bus, registry, stop), name="registry-watch")
     try:
         await MqttSource(settings, mqtt_url).run(ingestor, clock, stop)
+    except Exception:
+        log.exception("ingest stopped")
+        raise
     finally:
-        await watcher
+        # Without `stop` set (the source failed) the watcher would wait forever.
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher

@@ -73,3 +73,65 @@ async def alarm_statistics(
 
 def _round(v: Any, digits: int = 1) -> float | None:
     return None if v is None else round(float(v), digits)
+
+
+_ONLINE_SQL = """
+SELECT e.id, e.division, e.sectors, coalesce(d.devices, 0) AS devices,
+    coalesce(h.device_hours, 0) AS device_hours
+FROM enterprises e
+LEFT JOIN (SELECT enterprise, count(*) AS devices FROM devices GROUP BY enterprise) d
+    ON d.enterprise = e.id
+LEFT JOIN (
+    SELECT s.enterprise, count(DISTINCT (s.device, a.bucket)) AS device_hours
+    FROM readings_1h a JOIN reading_series s ON s.id = a.series
+    WHERE a.bucket >= $1 AND a.bucket < $2
+    GROUP BY s.enterprise
+) h ON h.enterprise = e.id
+WHERE {scope}
+ORDER BY e.id
+"""
+
+
+async def online_over_period(
+    conn: Conn, enterprises: list[str] | None, since: datetime, until: datetime,
+    by: DivisionLevel,
+) -> dict[str, Any]:  # fmt: skip
+    """Online rate over [since, until), whole hours: the share of device-hours in which a
+    device delivered at least one valid reading (the hourly aggregates), per enterprise and
+    totalled per division (at level `by`) and per sector."""
+    hours = max(1, int((until - since).total_seconds() // 3600))
+    scope = "true"
+    args: list[Any] = [since, until]
+    if enterprises is not None:
+        scope = "e.id = ANY($3::text[])"
+        args.append(enterprises)
+    rows = await conn.fetch(_ONLINE_SQL.format(scope=scope), *args)
+    cut = _DIV_LEN[by]
+    by_div: dict[str, list[int]] = {}
+    by_sector: dict[str, list[int]] = {}
+    items = []
+    for r in rows:
+        dev, dh = int(r["devices"]), int(r["device_hours"])
+        items.append({"enterprise": r["id"], "devices": dev, "device_hours": dh,
+                      "online_rate": _rate(dh, dev * hours)})  # fmt: skip
+        for key, groups in ((r["division"][:cut].ljust(6, "0"), by_div),
+                            *((s, by_sector) for s in r["sectors"])):  # fmt: skip
+            acc = groups.setdefault(key, [0, 0])
+            acc[0], acc[1] = acc[0] + dev, acc[1] + dh
+    return {
+        "hours": hours, "items": items,
+        "by_division": [
+            {"division": k, "name": divisions.full_name(k), "devices": v[0],
+             "device_hours": v[1], "online_rate": _rate(v[1], v[0] * hours)}
+            for k, v in sorted(by_div.items())
+        ],
+        "by_sector": [
+            {"sector": k, "devices": v[0], "device_hours": v[1],
+             "online_rate": _rate(v[1], v[0] * hours)}
+            for k, v in sorted(by_sector.items())
+        ],
+    }  # fmt: skip
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return None if whole == 0 else round(part / whole, 4)

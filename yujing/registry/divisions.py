@@ -50,6 +50,7 @@ def get(code: str) -> Division | None:
     return table().get(code)
 
 
+@cache
 def chain(code: str) -> list[Division]:
     """Province, city and county of a code, highest first (those that exist in the table)."""
     found = [table().get(code[:2] + "0000"), table().get(code[:4] + "00"), table().get(code)]
@@ -65,6 +66,7 @@ def covers(outer: str, code: str) -> bool:
     return code.startswith(prefix(outer))
 
 
+@cache
 def full_name(code: str) -> str:
     """江苏省苏州市吴中区; a municipality's `市辖区` level is left out."""
     return "".join(d.name for d in chain(code) if d.name not in ("市辖区", "县"))

@@ -225,3 +225,33 @@ def registry_message(enterprise: str, state: str) -> tuple[bytes, bytes]:
     that select on site state: see sectors.effective_state)."""
     value = {"enterprise": enterprise, "state": state}
     return f"enterprise:{enterprise}".encode(), json.dumps(value).encode()
+
+
+async def upsert_devices(conn: Conn, records: list[dict[str, Any]], who: str) -> int:
+    """Create or replace many device records in one statement each for sites and devices
+    (bulk registration: a province's 100,000 devices in seconds, not minutes). Each record:
+    enterprise, device, kind, site, tags, points."""
+    if not records:
+        return 0
+    cols = {k: [r[k] for r in records] for k in ("enterprise", "device", "kind", "site")}
+    tags = [json.dumps(r.get("tags", {})) for r in records]
+    points = [json.dumps(r.get("points", {})) for r in records]
+    async with conn.transaction():
+        await conn.execute(
+            "INSERT INTO sites (enterprise, site, updated_by)"
+            " SELECT DISTINCT e, s, $3 FROM unnest($1::text[], $2::text[]) AS u(e, s)"
+            " ON CONFLICT (enterprise, site) DO NOTHING",
+            cols["enterprise"], cols["site"], who,
+        )  # fmt: skip
+        await conn.execute(
+            "INSERT INTO devices (enterprise, device, kind, site, tags, points, updated_by)"
+            " SELECT e, d, k, s, t::jsonb, p::jsonb, $7"
+            " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])"
+            " AS u(e, d, k, s, t, p)"
+            " ON CONFLICT (enterprise, device) DO UPDATE SET kind = EXCLUDED.kind,"
+            " site = EXCLUDED.site, tags = EXCLUDED.tags, points = EXCLUDED.points,"
+            " auto_registered = false, rev = devices.rev + 1, updated_at = now(),"
+            " updated_by = EXCLUDED.updated_by",
+            cols["enterprise"], cols["device"], cols["kind"], cols["site"], tags, points, who,
+        )  # fmt: skip
+    return len(records)

@@ -153,7 +153,7 @@ class Engine:
 
     def _matches(self, rule: Rule, sid: int) -> bool:
         info, point = self.series.info(sid)
-        return rule.select.matches(info.kind, point, info.tags)
+        return rule.binds(info.enterprise, info.kind, point, info.tags)
 
     def _gate(self, rule: Rule, info: DeviceInfo) -> bool:
         if not self._calendar(rule):
@@ -190,7 +190,7 @@ class Engine:
         """Bind every rule to new series (or to series of a device whose record changed).
         Series of the same kind, point and tags match the same rules: decided once."""
         by_rule: dict[str, list[int]] = {}
-        decided: dict[tuple[str, str, tuple[tuple[str, str], ...]], list[str]] = {}
+        decided: dict[tuple[str, str, str, tuple[tuple[str, str], ...]], list[str]] = {}
         series_rules = [
             e
             for e in self.entries.values()
@@ -199,11 +199,13 @@ class Engine:
         for sid in sids:
             info, point = self.series.info(sid)
             self.by_kind_point.setdefault((info.kind, point), set()).add(sid)
-            shape = (info.kind, point, tuple(sorted(info.tags.items())))
+            shape = (info.enterprise, info.kind, point, tuple(sorted(info.tags.items())))
             rids = decided.get(shape)
             if rids is None:
                 rids = decided[shape] = [
-                    e.id for e in series_rules if e.rule.select.matches(info.kind, point, info.tags)
+                    e.id
+                    for e in series_rules
+                    if e.rule.binds(info.enterprise, info.kind, point, info.tags)
                 ]
             for rid in rids:
                 by_rule.setdefault(rid, []).append(sid)
@@ -356,6 +358,22 @@ class Engine:
             for x in k.tolist()
         ]
         self.thresholds.set_gate(k, np.array(gates, np.bool_))
+
+    def device_removed(self, enterprise: str, device: str) -> None:
+        """The registry deleted a device: no rule watches its series any more (a device
+        that is gone raises no offline alert); a later batch of it binds them again."""
+        dev = self.series.device_index.get((enterprise, device))
+        if dev is None:
+            return
+        sids = list(self.series.of_device(dev))
+        if sids:
+            arr = np.array(sids, np.intp)
+            self.thresholds.slots.remove(self.thresholds.slots.of_series(arr))
+            self.health.remove_series(arr)
+            self.rates.remove_series(arr)
+            for kp in self.by_kind_point.values():
+                kp.difference_update(sids)
+        self.series.forget((enterprise, device))
 
     def device_changed(self, enterprise: str, device: str) -> None:
         """The registry changed a device record; its next batch rebinds its series."""

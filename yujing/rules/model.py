@@ -1,4 +1,4 @@
-"""The rule model (CONTRACTS.md, "Rules"): one pydantic class per rule kind, discriminated
+"""The rule model (docs/contracts.md, "Rules"): one pydantic class per rule kind, discriminated
 on `kind`, with validation that refuses rules an engine could not evaluate sensibly.
 
 Thresholds may name a device tag instead of a number (`"idle_kw"`, `"0.2*dp_rated"`): the
@@ -102,11 +102,42 @@ class _RuleBase(BaseModel):
     enabled: bool = True
     health: bool = Field(default=False, description="a device-health rule, fed by fault readings")
     overrides: dict[Ident, dict[str, Any]] = {}
+    enterprises: list[str] = Field(
+        default=["*"],
+        description='whose devices the rule watches: ["*"] every enterprise (a global rule),'
+        " or a list of enterprise ids",
+    )
+
+    @field_validator("enterprises")
+    @classmethod
+    def _scope(cls, names: list[str]) -> list[str]:
+        if not names:
+            raise ValueError('name at least one enterprise, or ["*"] for every enterprise')
+        if "*" in names:
+            if len(names) > 1:
+                raise ValueError('"*" already means every enterprise; give it alone')
+            return names
+        bad = [n for n in names if not IDENTIFIER.fullmatch(n)]
+        if bad:
+            raise ValueError(f"not enterprise ids: {bad}")
+        return sorted(set(names))
+
+    @property
+    def scope(self) -> frozenset[str] | None:
+        """The enterprises the rule applies to; None: every one."""
+        return None if self.enterprises == ["*"] else frozenset(self.enterprises)
+
+    def binds(self, enterprise: str, kind: str, point: str | None, tags: Mapping[str, str]) -> bool:
+        """Whether the rule applies to a series (or, with no point, to a device's events)."""
+        scope = self.scope
+        if scope is not None and enterprise not in scope:
+            return False
+        return self.select.matches(kind, point, tags)
 
     @model_validator(mode="after")
     def _check_overrides(self) -> _RuleBase:
         for device, fields in self.overrides.items():
-            bad = {"id", "kind", "select", "overrides"} & set(fields)
+            bad = {"id", "kind", "select", "overrides", "enterprises"} & set(fields)
             if bad:
                 raise ValueError(f"override for {device} may not change {sorted(bad)}")
             # Each override must itself give a valid rule; errors name the device.

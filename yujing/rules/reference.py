@@ -96,8 +96,8 @@ class Reference:
     def _reading(
         self, e: RuleEntry, info: DeviceInfo, point: str, ts: int, v: float, q: int
     ) -> Transition | None:
-        if e.rule.kind not in ("threshold", "rate", "absent", "stuck") or not e.rule.select.matches(
-            info.kind, point, info.tags
+        if e.rule.kind not in ("threshold", "rate", "absent", "stuck") or not e.rule.binds(
+            info.enterprise, info.kind, point, info.tags
         ):
             return None
         rule = e.for_device(info.device)

@@ -14,6 +14,7 @@ import operator
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+import msgspec
 import numpy as np
 import numpy.typing as npt
 
@@ -115,6 +116,16 @@ class Series:
         self._fit_table(dev + 1, pt + 1)
         self.table[dev, pt] = sid
         return sid, True
+
+    def forget(self, key: tuple[str, str]) -> None:
+        """The registry deleted this device: keep a tombstone record that no batch equals,
+        so a batch of it later (registered again) binds its series anew."""
+        idx = self.device_index.get(key)
+        if idx is None:
+            return
+        self.devices[idx] = msgspec.structs.replace(self.devices[idx], kind="", rev=-1)
+        self.device_rev[idx] = -1
+        self.dirty.add(idx)
 
     def mark_changed(self, key: tuple[str, str]) -> None:
         """The registry says this device's record changed: compare it on its next batch."""

@@ -95,7 +95,10 @@ class EngineService:
                     self._bad(rec, exc)
             elif rec.topic == Topics.REGISTRY and rec.key.startswith(b"device:"):
                 enterprise, _, device = rec.key[7:].decode(errors="replace").partition("/")
-                self.engine.device_changed(enterprise, device)
+                if _deleted(rec.value):
+                    self.engine.device_removed(enterprise, device)
+                else:
+                    self.engine.device_changed(enterprise, device)
         if reload:
             await self.reload_rules()
 
@@ -210,3 +213,12 @@ async def run_engine(settings: Settings, bus: Bus, pool: asyncpg.Pool, stop: asy
     finally:
         await data.close()
         await control.close()
+
+
+def _deleted(value: bytes | None) -> bool:
+    """A registry record saying the device was deleted (`DELETE /devices/...`)."""
+    try:
+        body = json.loads(value or b"{}")
+    except ValueError:
+        return False
+    return isinstance(body, dict) and body.get("deleted") is True

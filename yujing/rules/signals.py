@@ -65,8 +65,8 @@ class EventCounts:
             assert isinstance(rule, EventRule)
             info = ev.device
             answer = rule.unanswered_by is not None and rule.unanswered_by == ev.type
-            if (rule.event_type != ev.type and not answer) or not rule.select.matches(
-                info.kind, None, info.tags
+            if (rule.event_type != ev.type and not answer) or not rule.binds(
+                info.enterprise, info.kind, None, info.tags
             ):
                 continue
             rule = entry.for_device(info.device)
@@ -195,7 +195,7 @@ class Composites:
         assert isinstance(rule, CompositeRule)
         if rule.rules and t.rule_id not in rule.rules:
             return None
-        if not rule.select.matches(info.kind, t.point, info.tags):
+        if not rule.binds(info.enterprise, info.kind, t.point, info.tags):
             return None
         parts = [info.site if g == "site" else info.tags.get(g) for g in rule.group_by]
         if any(p is None for p in parts):

@@ -1,4 +1,4 @@
-"""The few calls of yujing's HTTP API the simulators make (CONTRACTS.md, "HTTP API")."""
+"""The few calls of yujing's HTTP API the simulators make (docs/contracts.md, "HTTP API")."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import json
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -60,6 +61,22 @@ class YujingApi:
         await asyncio.gather(*(one(d) for d in items))
         return len(items)
 
+    async def unregister(
+        self, devices: Iterable[DeviceRegistration], *, concurrency: int = 16
+    ) -> int:
+        """DELETE every device's record (one already gone counts as deleted); how many."""
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(d: DeviceRegistration) -> None:
+            async with gate:
+                r = await self.client.delete(f"/devices/{d.enterprise}/{d.device}")
+                if r.status_code != 404:
+                    await self._check(r)
+
+        items = list(devices)
+        await asyncio.gather(*(one(d) for d in items))
+        return len(items)
+
     async def register_enterprises(self, registrations: Iterable[EnterpriseRegistration]) -> int:
         """PUT every enterprise's record (before its devices); returns how many."""
         n = 0
@@ -75,6 +92,24 @@ class YujingApi:
         wanted = set(enterprises)
         body = await self._check(await self.client.get("/overview", params={"limit": 10_000}))
         return [i for i in body.json()["items"] if i["enterprise"] in wanted]
+
+    async def map_features(self) -> list[dict[str, Any]]:
+        body = await self._check(await self.client.get("/map"))
+        features: list[dict[str, Any]] = body.json()["features"]
+        return features
+
+    async def alarm_groups(self, enterprise: str) -> list[dict[str, Any]]:
+        """An enterprise's alarm statistics over two days around now: a scenario's event
+        time starts behind the wall clock and may end ahead of it."""
+        now = datetime.now(UTC)
+        params = {
+            "enterprise": enterprise, "period": "month",
+            "since": (now - timedelta(days=1)).isoformat(),
+            "until": (now + timedelta(days=1)).isoformat(),
+        }  # fmt: skip
+        body = await self._check(await self.client.get("/statistics/alarms", params=params))
+        groups: list[dict[str, Any]] = body.json()["groups"]
+        return groups
 
     async def set_site_states(self, sites: Iterable[Site]) -> None:
         for s in sites:

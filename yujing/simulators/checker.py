@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from yujing.simulators.api import SseEvent, YujingApi, sse_events
-from yujing.simulators.picture import judge_picture
+from yujing.simulators.picture import judge_map, judge_picture, judge_statistics
 from yujing.simulators.publisher import Publisher, parse_mqtt_url
 from yujing.simulators.report import Observed, Report, judge_alerts, judge_deadletters
 from yujing.simulators.scenario import Scenario
@@ -148,7 +148,10 @@ async def check_scenario(
     speed: float = 1.0,
     say: Say = print,
     progress_every_s: float = 10.0,
+    cleanup: bool = True,
 ) -> Report:
+    """Run the scenario against a live yujing and judge it. With `cleanup`, the scenario's
+    devices are deleted afterwards, so they do not go silent on the board (offline alerts)."""
     if scenario.max_speed is not None and speed > scenario.max_speed:
         raise CheckError(
             f"scenario {scenario.name} runs at most at {scenario.max_speed:.2f}x: "
@@ -158,7 +161,12 @@ async def check_scenario(
     try:
         return await _check(scenario, mqtt_url, api, speed, say, progress_every_s)
     finally:
-        await api.close()
+        try:
+            if cleanup:
+                n = await api.unregister(scenario.fleet.devices)
+                say(f"cleaned up: deleted the scenario's {n} devices")
+        finally:
+            await api.close()
 
 
 async def _check(
@@ -236,6 +244,10 @@ async def _check_picture(api: YujingApi, run: _Run, scenario: Scenario) -> list[
         errors = judge_picture(
             scenario.fleet, items, observed, run.last_report, run.said_status, now
         )
+        errors += judge_map(scenario.fleet, await api.map_features(), items)
+        for reg in scenario.fleet.registrations:
+            groups = await api.alarm_groups(reg.enterprise)
+            errors += judge_statistics(reg.enterprise, reg.division, groups, observed)
         if not errors:
             return []
     return errors

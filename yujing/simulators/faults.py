@@ -11,7 +11,7 @@ from yujing.simulators.incidents import Fault
 from yujing.simulators.wire import Message, encode, reading
 
 MAX_BATCH_ENTRIES = 10_000
-MAX_PAYLOAD_BYTES = 256 * 1024  # CONTRACTS.md: a readings message is at most 256 KiB
+MAX_PAYLOAD_BYTES = 256 * 1024  # docs/contracts.md: a readings message is at most 256 KiB
 
 REASONS = {
     "bad_json": "bad_json",

@@ -56,6 +56,52 @@ def online_bounds(
     return connected, surely, surely + possibly
 
 
+def judge_map(
+    fleet: Fleet, features: list[dict[str, Any]], items: list[dict[str, Any]]
+) -> list[str]:
+    """Every registered enterprise with a location is on the map, where it was registered,
+    with the overview's colour."""
+    errors: list[str] = []
+    colours = {i["enterprise"]: i["colour"] for i in items}
+    where = {f["id"]: f for f in features}
+    for reg in fleet.registrations:
+        loc = reg.record.get("location")
+        if loc is None:
+            continue
+        f = where.get(reg.enterprise)
+        if f is None:
+            errors.append(f"{reg.enterprise}: not on the map")
+        elif f["geometry"]["coordinates"] != [loc["lon"], loc["lat"]]:
+            errors.append(f"{reg.enterprise}: on the map at {f['geometry']['coordinates']}")
+        elif f["properties"]["colour"] != colours.get(reg.enterprise):
+            errors.append(f"{reg.enterprise}: map colour {f['properties']['colour']!r}")
+    return errors
+
+
+def judge_statistics(
+    enterprise: str, division: str, groups: list[dict[str, Any]], observed: list[Observed]
+) -> list[str]:
+    """The alarm statistics of one enterprise against the alerts seen raised on the stream:
+    how many, at which peak level, counted in the enterprise's division."""
+    peaks: dict[str, Level] = {}
+    for o in observed:
+        a = o.alert
+        if a.get("enterprise") == enterprise and a.get("id"):
+            peak = Level.parse(str(a.get("peak_level") or a["level"]))
+            peaks[str(a["id"])] = max(peak, peaks.get(str(a["id"]), Level.NONE))
+    want: dict[str, int] = {}
+    for level in peaks.values():
+        want[level.word] = want.get(level.word, 0) + 1
+    got: dict[str, int] = {}
+    for g in groups:
+        if g["division"] != division:
+            return [f"{enterprise}: alarms counted in division {g['division']}, not {division}"]
+        got[g["level"]] = got.get(g["level"], 0) + int(g["raised"])
+    if got != want:
+        return [f"{enterprise}: statistics count raised alarms {got}, the stream saw {want}"]
+    return []
+
+
 def judge_picture(
     fleet: Fleet,
     items: list[dict[str, Any]],

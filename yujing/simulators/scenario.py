@@ -106,6 +106,7 @@ class Scenario:
     path: Path | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
     local_start_ms: int = 0  # `local_start: "HH:MM"`: local time of day at t = 0
+    declared_max_speed: float | None = None  # `max_speed:` in the file; None: any speed
 
     @property
     def clock_bound(self) -> bool:
@@ -121,6 +122,15 @@ class Scenario:
         """How fast it may run (None: any speed). Wall-clock expectations need 1x; with
         `clock_bound`, event time may run at most `AHEAD_S` ahead of its start lag, see
         `checker.event_start_ms`."""
+        derived = self.derived_max_speed
+        declared = self.declared_max_speed
+        if declared is None or derived is None:
+            return declared if derived is None else derived
+        return min(declared, derived)
+
+    @property
+    def derived_max_speed(self) -> float | None:
+        """The cap the rules' clocks imply (what `max_speed:` in a file may not exceed)."""
         if any(e.clock == "wall" for e in self.truth.alerts):
             return 1.0
         if self.clock_bound and self.duration_s > AHEAD_S:
@@ -129,6 +139,11 @@ class Scenario:
 
     @property
     def speed_limit_reason(self) -> str:
+        derived = self.derived_max_speed
+        if self.declared_max_speed is not None and (
+            derived is None or self.declared_max_speed < derived
+        ):
+            return "the scenario declares it (max_speed: in its file)"
         if any(e.clock == "wall" for e in self.truth.alerts):
             return "it expects alerts decided by the wall clock (absent rules)"
         return (
@@ -181,7 +196,16 @@ def parse_scenario(raw: dict[str, Any], *, seed: int | None = None) -> Scenario:
         truth=truth,
         raw=raw,
         local_start_ms=_local_start(raw.get("local_start", "00:00")),
+        declared_max_speed=_max_speed(raw.get("max_speed")),
     )
+
+
+def _max_speed(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise FleetError(f"max_speed {value!r} is a positive number (or null: any speed)")
+    return float(value)
 
 
 def _local_start(value: Any) -> int:

@@ -20,7 +20,7 @@ from yujing.simulators.incidents import Fault, Plan, ScheduledEvent, within
 from yujing.simulators.signals import PointSignal, halted_power, spec_for
 from yujing.simulators.wire import Message, encode, event, reading, status
 
-MAX_FUTURE_SKEW_MS = 300_000  # CONTRACTS.md: more than 5 minutes in the future is bad_timestamp
+MAX_FUTURE_SKEW_MS = 300_000  # docs/contracts.md: over 5 minutes ahead is bad_timestamp
 SHIFT_CHANGE_HOURS = (7, 8, 15, 16, 23, 0)
 
 

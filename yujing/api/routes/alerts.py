@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Body, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from yujing.alerts import cap, escalation, stats
 from yujing.alerts.lifecycle import LifecycleError
@@ -16,6 +16,8 @@ from yujing.alerts.store import AlertQuery, NotFound, StoredChange
 from yujing.api.auth import Principal
 from yujing.api.deps import Operator, Pool, SettingsDep, Store, Viewer
 from yujing.api.problems import Problem
+from yujing.api.query import Instant, check_range
+from yujing.api.schemas import AlarmStats, AlertDetail, AlertPage, AlertPublic
 from yujing.levels import Level
 from yujing.registry import divisions
 
@@ -32,10 +34,22 @@ class AckBody(BaseModel):
 class CloseBody(BaseModel):
     disposal: str = Field(min_length=1, max_length=4000, description="处置记录: what was done")
 
+    @field_validator("disposal")
+    @classmethod
+    def _not_blank(cls, text: str) -> str:
+        if not text.strip():
+            raise ValueError("the disposal says what was done; it cannot be only spaces")
+        return text
 
-class AlertPage(BaseModel):
-    items: list[dict[str, Any]]
-    next_cursor: str | None
+
+def _level(word: str, name: str) -> Level:
+    try:
+        level = Level.parse(word)
+    except ValueError as exc:
+        raise Problem(422, "Invalid request", f"{name}: {exc}") from None
+    if level is Level.NONE:
+        raise Problem(422, "Invalid request", f"{name} is one of blue, yellow, orange, red")
+    return level
 
 
 def _filters(
@@ -47,18 +61,22 @@ def _filters(
     device: str | None,
     division: str | None = None,
     sector: str | None = None,
+    level: list[str] | None = None,
 ) -> AlertQuery:
     for s in state or ():
         if s not in STATES:
             raise Problem(422, "Invalid request", f"state must be one of {', '.join(STATES)}")
-    try:
-        level = Level.parse(min_level) if min_level else Level.BLUE
-    except ValueError as exc:
-        raise Problem(422, "Invalid request", str(exc)) from None
     return AlertQuery(
-        states=state or None, min_level=level, enterprises=principal.scope(enterprise),
-        site=site, device=device, division=division, sector=sector,
+        states=state or None, min_level=_level(min_level, "min_level") if min_level else Level.BLUE,
+        levels=[_level(w, "level") for w in level] if level else None,
+        enterprises=principal.scope(enterprise), site=site, device=device, division=division,
+        sector=sector,
     )  # fmt: skip
+
+
+LevelFilter = Annotated[
+    list[str] | None, Query(description="only these levels (repeat: level=red&level=orange)")
+]
 
 
 @router.get("", response_model=AlertPage)
@@ -66,20 +84,22 @@ async def list_alerts(
     principal: Viewer,
     store: Store,
     state: Annotated[list[str] | None, Query()] = None,
+    level: LevelFilter = None,
     min_level: str | None = None,
     enterprise: str | None = None,
     site: str | None = None,
     device: str | None = None,
     division: DivisionCode = None,
     sector: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Annotated[Instant | None, Query(description="raised at or after")] = None,
+    until: Annotated[Instant | None, Query(description="raised before")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: str | None = None,
 ) -> AlertPage:
     """`division` (GB/T 2260; a city covers its counties) and `sector` select where the alert
     was raised, as stored on it."""
-    query = _filters(principal, state, min_level, enterprise, site, device, division, sector)
+    check_range(since, until)
+    query = _filters(principal, state, min_level, enterprise, site, device, division, sector, level)
     query.since, query.until, query.limit = since, until, limit
     if cursor:
         if not cursor.isdigit():
@@ -88,16 +108,23 @@ async def list_alerts(
     alerts = [] if query.enterprises == [] else await store.find(query)
     more = len(alerts) == limit
     return AlertPage(
-        items=[a.public() for a in alerts], next_cursor=str(alerts[-1].seq) if more else None
+        items=[AlertPublic.model_validate(a.public()) for a in alerts],
+        next_cursor=str(alerts[-1].seq) if more else None,
     )
 
 
-@router.get("/stream")
+@router.get(
+    "/stream",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}},
+                     "description": "Server-Sent Events: one `change` per alert transition"}},
+)  # fmt: skip
 async def stream(
     request: Request,
     principal: Viewer,
     settings: SettingsDep,
     state: Annotated[list[str] | None, Query()] = None,
+    level: LevelFilter = None,
     min_level: str | None = None,
     enterprise: str | None = None,
     site: str | None = None,
@@ -106,7 +133,7 @@ async def stream(
     sector: str | None = None,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:
-    query = _filters(principal, state, min_level, enterprise, site, device, division, sector)
+    query = _filters(principal, state, min_level, enterprise, site, device, division, sector, level)
     under = None if division is None else divisions.prefix(division)
 
     def accept(change: StoredChange) -> bool:
@@ -115,6 +142,7 @@ async def stream(
             (query.enterprises is None or a["enterprise"] in query.enterprises)
             and (not query.states or a["state"] in query.states)
             and Level.parse(a["level"]) >= query.min_level
+            and (not query.levels or Level.parse(a["level"]) in query.levels)
             and (site is None or a["site"] == site)
             and (device is None or a["device"] == device)
             and (under is None or (a.get("division") or "").startswith(under))
@@ -130,14 +158,14 @@ async def stream(
     )
 
 
-@router.get("/stats")
+@router.get("/stats", response_model=AlarmStats)
 async def alarm_stats(
     principal: Viewer,
     pool: Pool,
     store: Store,
     enterprise: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Instant | None = None,
+    until: Instant | None = None,
 ) -> dict[str, Any]:
     """ISA-18.2 figures over [since, until) (default: the last 24 h)."""
     now = store.now()
@@ -168,7 +196,7 @@ async def cap_feed(
     latest = [] if scope == [] else await store.latest_changes(scope, query.min_level, limit)
     originals = await store.originals([c.alert_id for c in latest])
     entries = [(c, originals[c.alert_id]) for c in latest]
-    body = cap.feed(entries, profile, store.settings, store.now(), str(request.url))
+    body = cap.feed(entries, profile, store.settings, store.now(), request.url.query)
     return Response(body, media_type=cap.ATOM_TYPE)
 
 
@@ -182,7 +210,7 @@ async def _visible(store: Store, principal: Principal, alert_id: str) -> Any:
     return alert, history
 
 
-@router.get("/{alert_id}")
+@router.get("/{alert_id}", response_model=AlertDetail)
 async def get_alert(alert_id: str, principal: Viewer, store: Store, pool: Pool) -> dict[str, Any]:
     alert, history = await _visible(store, principal, alert_id)
     return {
@@ -210,12 +238,16 @@ async def alert_cap(
     return Response(body, media_type=cap.MEDIA_TYPE)
 
 
-@router.post("/{alert_id}/ack")
+@router.post("/{alert_id}/ack", response_model=AlertPublic)
 async def acknowledge(
-    alert_id: str, body: AckBody, principal: Operator, store: Store
+    alert_id: str,
+    principal: Operator,
+    store: Store,
+    body: Annotated[AckBody | None, Body(description="optional: a note")] = None,
 ) -> dict[str, Any]:
+    note = body.note if body is not None else None
     try:
-        change = await store.acknowledge(alert_id, principal.name, body.note, principal.can_see)
+        change = await store.acknowledge(alert_id, principal.name, note, principal.can_see)
     except NotFound:
         raise Problem(404, "Not found", f"no alert {alert_id}") from None
     except LifecycleError as exc:
@@ -223,7 +255,7 @@ async def acknowledge(
     return change.alert
 
 
-@router.post("/{alert_id}/close")
+@router.post("/{alert_id}/close", response_model=AlertPublic)
 async def close(
     alert_id: str, body: CloseBody, principal: Operator, store: Store
 ) -> dict[str, Any]:

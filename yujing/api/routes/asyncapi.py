@@ -9,11 +9,12 @@ from fastapi import APIRouter
 
 from yujing.alerts import asyncapi
 from yujing.api.deps import SettingsDep
+from yujing.api.schemas import AsyncApiDocument
 
 router = APIRouter(tags=["asyncapi"])
 
 
-@router.get("/asyncapi.json")
+@router.get("/asyncapi.json", response_model=AsyncApiDocument)
 async def asyncapi_document(settings: SettingsDep) -> dict[str, Any]:
     """Public, like an OpenAPI document: it describes channels, not data."""
     mqtt = urlsplit(settings.mqtt_url) if settings.mqtt_url else None

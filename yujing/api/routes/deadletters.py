@@ -3,24 +3,25 @@
 from __future__ import annotations
 
 import base64
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
 from yujing.api.deps import Pool, Viewer
 from yujing.api.problems import Problem
+from yujing.api.query import Instant
+from yujing.api.schemas import DeadLetterPage
 from yujing.ingest.payloads import Reason
 
 router = APIRouter(prefix="/deadletters", tags=["deadletters"])
 
 
-@router.get("")
+@router.get("", response_model=DeadLetterPage)
 async def list_deadletters(
     principal: Viewer,
     pool: Pool,
     reason: str | None = None,
-    since: datetime | None = None,
+    since: Annotated[Instant | None, Query(description="received at or after")] = None,
     enterprise: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: str | None = None,

@@ -3,15 +3,16 @@ maintenance; its alerts are recorded, marked `suppressed`, and not pushed to peo
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime, BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 
 from yujing.alerts import maintenance
 from yujing.api.deps import Operator, Pool, Store, Viewer
 from yujing.api.problems import Problem
+from yujing.api.query import Instant
+from yujing.api.schemas import MaintenancePage, MaintenanceWindowPublic
 from yujing.names import IDENTIFIER
 
 router = APIRouter(prefix="/maintenance", tags=["maintenance"])
@@ -24,8 +25,8 @@ class WindowCreate(BaseModel):
     site: Name | None = None
     device: Name | None = None
     point: Name | None = None
-    starts_at: AwareDatetime | None = Field(default=None, description="default: now")
-    ends_at: AwareDatetime
+    starts_at: Instant | None = Field(default=None, description="default: now")
+    ends_at: Instant
     reason: str = Field(min_length=1, max_length=2000)
 
     @model_validator(mode="after")
@@ -35,7 +36,7 @@ class WindowCreate(BaseModel):
         return self
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, response_model=MaintenanceWindowPublic)
 async def declare(
     body: WindowCreate, principal: Operator, pool: Pool, store: Store
 ) -> dict[str, Any]:
@@ -52,19 +53,19 @@ async def declare(
     return window.public()
 
 
-@router.get("")
+@router.get("", response_model=MaintenancePage)
 async def list_windows(
     principal: Viewer,
     pool: Pool,
     enterprise: str | None = None,
-    active_at: Annotated[datetime | None, Query(description="only windows covering it")] = None,
+    active_at: Annotated[Instant | None, Query(description="only windows covering it")] = None,
 ) -> dict[str, Any]:
     scope = principal.scope(enterprise)
     windows = [] if scope == [] else await maintenance.find(pool, scope, active_at)
     return {"items": [w.public() for w in windows]}
 
 
-@router.post("/{window_id}/end")
+@router.post("/{window_id}/end", response_model=MaintenanceWindowPublic)
 async def end_window(
     window_id: int, principal: Operator, pool: Pool, store: Store
 ) -> dict[str, Any]:

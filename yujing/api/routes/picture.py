@@ -3,7 +3,7 @@ XLSX), `/map` (一张图, GeoJSON), `/statistics/alarms`, `/events` and mine hea
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response
@@ -12,10 +12,17 @@ from pydantic import BaseModel, Field
 from yujing.api.auth import Principal
 from yujing.api.deps import Pool, Store, Viewer
 from yujing.api.problems import Problem
+from yujing.api.query import Instant
+from yujing.api.schemas import AlarmStatistics, HeadCount, OnlineStatistics
 from yujing.names import IDENTIFIER
 from yujing.picture import events, export, overview
 from yujing.picture.presence import PresenceFigures
-from yujing.picture.statistics import DivisionLevel, Period, alarm_statistics
+from yujing.picture.statistics import (
+    DivisionLevel,
+    Period,
+    alarm_statistics,
+    online_over_period,
+)
 from yujing.registry.sectors import SECTORS
 
 router = APIRouter(tags=["regional picture"])
@@ -45,19 +52,19 @@ def _check_sector(sector: str | None) -> None:
         raise Problem(422, "Invalid request", f"unknown sector {sector!r}")
 
 
-async def _overview_rows(
+async def _overview(
     request: Request, principal: Principal, division: str | None, sector: str | None,
     park: str | None,
-) -> list[dict[str, Any]]:  # fmt: skip
+) -> overview.Overview:  # fmt: skip
     _check_sector(sector)
     scope = principal.scope(None)
     if scope == []:
-        return []
+        return overview.Overview([], {})
     filters = overview.Filters(scope, division, sector, park)
     presence: PresenceFigures = request.app.state.presence
     counts = await presence.current()
     async with request.app.state.pool.acquire() as conn:
-        return await overview.rows(conn, filters, counts)
+        return await overview.fetch(conn, filters, counts)
 
 
 @router.get("/overview", response_model=OverviewPage)
@@ -75,18 +82,17 @@ async def get_overview(
     """Every enterprise in your jurisdiction, riskiest first: colour now, standing grade,
     active alerts by level, online and connection rates; totals over all of them per
     division (`by`) and per sector. `format=csv|xlsx` downloads every row."""
-    items = await _overview_rows(request, principal, division, sector, park)
+    found = await _overview(request, principal, division, sector, park)
     as_of = request.app.state.presence.as_of
     if format == "csv":
-        return _download(export.to_csv(items), "text/csv; charset=utf-8", "overview.csv")
+        return _download(export.to_csv(found.items()), "text/csv; charset=utf-8", "overview.csv")
     if format == "xlsx":
         media = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-        return _download(export.to_xlsx(items), media, "overview.xlsx")
+        return _download(export.to_xlsx(found.items()), media, "overview.xlsx")
     start = int(cursor or 0)
-    page = items[start : start + limit]
-    more = start + limit < len(items)
+    more = start + limit < len(found)
     return OverviewPage(
-        items=page, totals=overview.totals(items, by),
+        items=found.items(start, start + limit), totals=found.totals(by),
         next_cursor=str(start + limit) if more else None,
         as_of=as_of.isoformat() if as_of else None,
     )  # fmt: skip
@@ -109,7 +115,7 @@ async def get_map(
     """GeoJSON (RFC 7946, WGS-84) points of the enterprises in your jurisdiction that have a
     location, with the overview's properties. Division boundaries are not included: no
     well-kept package ships them for offline use (see README)."""
-    items = await _overview_rows(request, principal, division, sector, park)
+    items = (await _overview(request, principal, division, sector, park)).items()
     return FeatureCollection(
         features=[
             {
@@ -124,20 +130,22 @@ async def get_map(
     )
 
 
-@router.get("/statistics/alarms")
+@router.get("/statistics/alarms", response_model=AlarmStatistics)
 async def get_alarm_statistics(
     principal: Viewer,
     pool: Pool,
     store: Store,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Instant | None = None,
+    until: Instant | None = None,
     period: Period = "day",
     by: DivisionLevel = "county",
     division: DivisionCode = None,
     sector: str | None = None,
+    enterprise: Annotated[str | None, Query(pattern=IDENTIFIER.pattern)] = None,
 ) -> dict[str, Any]:
     """Alarms raised in [since, until) (default: the last 30 days), grouped by period (China
-    Standard Time), division (at level `by`), sector, peak level and health."""
+    Standard Time), division (at level `by`), sector, peak level and health; `enterprise`
+    narrows them to one enterprise (its own report)."""
     _check_sector(sector)
     until = until or store.now()
     since = since or until - timedelta(days=30)
@@ -147,13 +155,41 @@ async def get_alarm_statistics(
         )
     if since >= until:
         raise Problem(422, "Invalid request", "since must be before until")
-    scope = principal.scope(None)
+    scope = principal.scope(enterprise)
     groups: list[dict[str, Any]] = []
     if scope != []:
         async with pool.acquire() as conn:
             groups = await alarm_statistics(conn, scope, since, until, period, by, division, sector)
     return {"since": since.isoformat(), "until": until.isoformat(), "period": period,
             "by": by, "groups": groups}  # fmt: skip
+
+
+@router.get("/statistics/online", response_model=OnlineStatistics)
+async def get_online_statistics(
+    principal: Viewer,
+    pool: Pool,
+    store: Store,
+    since: Instant | None = None,
+    until: Instant | None = None,
+    by: DivisionLevel = "county",
+) -> dict[str, Any]:
+    """Online rate (在线率) over a period of whole hours (default: the last 24): the share of
+    device-hours with at least one valid reading, per enterprise, division and sector."""
+    until = until or store.now()
+    since = since or until - timedelta(hours=24)
+    if since.tzinfo is None or until.tzinfo is None:
+        raise Problem(
+            422, "Invalid request", "times need a UTC offset, e.g. 2026-12-01T00:00:00+08:00"
+        )
+    if since >= until:
+        raise Problem(422, "Invalid request", "since must be before until")
+    scope = principal.scope(None)
+    if scope == []:
+        return {"since": since.isoformat(), "until": until.isoformat(), "hours": 0,
+                "items": [], "by_division": [], "by_sector": []}  # fmt: skip
+    async with pool.acquire() as conn:
+        figures = await online_over_period(conn, scope, since, until, by)
+    return {"since": since.isoformat(), "until": until.isoformat(), **figures}
 
 
 @router.get("/events", response_model=EventPage)
@@ -164,8 +200,8 @@ async def list_events(
     site: Annotated[str | None, Query(pattern=IDENTIFIER.pattern)] = None,
     device: Annotated[str | None, Query(pattern=IDENTIFIER.pattern)] = None,
     type: Annotated[str | None, Query(pattern=IDENTIFIER.pattern)] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Instant | None = None,
+    until: Instant | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,18}$")] = None,
 ) -> EventPage:
@@ -184,13 +220,13 @@ async def list_events(
     return EventPage(items=items, next_cursor=str(rows[-1]["id"]) if len(rows) == limit else None)
 
 
-@router.get("/enterprises/{enterprise}/headcount")
+@router.get("/enterprises/{enterprise}/headcount", response_model=HeadCount)
 async def head_count(
     enterprise: Ident,
     principal: Viewer,
     pool: Pool,
     store: Store,
-    since: datetime | None = None,
+    since: Instant | None = None,
 ) -> dict[str, Any]:
     """People in each site (a mine's shafts) from the seals' `person_in` / `person_out`
     counts since `since` (default: the last 24 hours)."""

@@ -7,11 +7,13 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, Field, field_validator
 
-from yujing.alerts import webhooks
-from yujing.alerts.webhooks import Subscription
+from yujing.alerts import destinations, webhooks
+from yujing.alerts.settings import AlertSettings
+from yujing.alerts.webhooks import SecretBox, Subscription
 from yujing.api.auth import Principal
 from yujing.api.deps import Admin, Pool, Store
 from yujing.api.problems import Problem
+from yujing.api.schemas import DeliveryPage, WebhookCreated, WebhookPage, WebhookPublic
 from yujing.levels import Level
 from yujing.names import is_identifier
 
@@ -51,28 +53,40 @@ async def _owned(pool: Pool, principal: Principal, sub_id: str) -> Subscription:
     return sub
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, response_model=WebhookCreated)
 async def create(body: WebhookCreate, principal: Admin, pool: Pool, store: Store) -> dict[str, Any]:
     enterprises = None if "*" in body.enterprises else sorted(set(body.enterprises))
     if principal.enterprises is not None and (
         enterprises is None or not set(enterprises) <= principal.enterprises
     ):
         raise Problem(403, "Forbidden", "a subscription may name only enterprises in your scope")
+    await _check_destination(body.url, store.settings)
     sub = await webhooks.subscribe(
         pool, url=body.url, enterprises=enterprises, min_level=Level.parse(body.min_level),
         transitions=body.transitions, escalations=body.escalations, who=principal.name,
-        now=store.now(), secret=body.secret,
+        now=store.now(), secret=body.secret, box=SecretBox.from_settings(store.settings),
     )  # fmt: skip
     return {**sub.public(), "secret": sub.secret}
 
 
-@router.get("")
+async def _check_destination(url: str, settings: AlertSettings) -> None:
+    """The destination policy, now and again at every delivery; a name that does not
+    resolve yet is accepted (its deliveries retry), one that resolves inside is not."""
+    try:
+        await destinations.resolve(url, settings.webhook_allow)
+    except destinations.Refused as exc:
+        raise Problem(422, "Invalid request", f"webhook destination refused: {exc}") from None
+    except OSError:
+        pass
+
+
+@router.get("", response_model=WebhookPage)
 async def list_subscriptions(principal: Admin, pool: Pool) -> dict[str, Any]:
     subs = await webhooks.subscriptions(pool)
     return {"items": [s.public() for s in subs if _visible(principal, s)]}
 
 
-@router.get("/{sub_id}")
+@router.get("/{sub_id}", response_model=WebhookPublic)
 async def get_subscription(sub_id: str, principal: Admin, pool: Pool) -> dict[str, Any]:
     return (await _owned(pool, principal, sub_id)).public()
 
@@ -84,7 +98,7 @@ async def delete_subscription(sub_id: str, principal: Admin, pool: Pool, store: 
     return Response(status_code=204)
 
 
-@router.get("/{sub_id}/deliveries")
+@router.get("/{sub_id}/deliveries", response_model=DeliveryPage)
 async def list_deliveries(
     sub_id: str,
     principal: Admin,

@@ -36,11 +36,13 @@ MAX_TEXT = 4096  # characters of any one string (status detail, event attributes
 
 Quality = Literal["ok", "fault", "calibrating", "maintenance"]
 DeviceState = Literal["online", "offline", "fault", "maintenance"]
-# The contract's event types (CONTRACTS.md, "Events"); anything else is a `schema` error.
+# The contract's event types (CONTRACTS.md, "Events"), plus those of the aluminium-casting
+# pack (docs/vocabulary.md); anything else is a `schema` error.
 EventType = Literal[
     "person_in", "person_out", "vehicle_in", "vehicle_out", "belt_running", "camera_blocked",
     "camera_moved", "camera_offline", "dispatcher_absent", "spark_detected",
     "spark_extinguished", "airlock_fault", "vent_open",
+    "emergency_drain", "quick_cutoff", "interlock_trip", "interlock_bypassed",
 ]  # fmt: skip
 Seq = Annotated[int, msgspec.Meta(ge=0, le=INT64_MAX)]
 Count = Annotated[int, msgspec.Meta(ge=0, le=INT32_MAX)]

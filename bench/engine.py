@@ -74,9 +74,19 @@ FLEET: list[tuple[float, str, dict[str, str], dict[str, tuple[float, float]]]] =
     (0.08, "tailings_monitor", {"dam": "dam-1", "item": "displacement", "warn_blue": "10",
                                 "warn_yellow": "20", "warn_orange": "30", "warn_red": "40"},
      {"displacement": (3.0, 25.0)}),
-    (0.09, "power_meter", {"idle_kw": "50", "night_kw": "100"}, {"p_active": (20.0, 400.0)}),
-    (0.01, "power_meter", {"idle_kw": "50", "jump_kw": "200"}, {"p_active": (20.0, 400.0)}),
+    (0.10, "power_meter", {"idle_kw": "50", "night_kw": "100"}, {"p_active": (20.0, 400.0)}),
 ]  # fmt: skip
+# Meters with a `jump_kw` tag are bound to the `power-jump` rate rule, which runs per
+# reading in Python (rate.py): `--jump-share` moves that share of the fleet onto it.
+JUMP_METER = ("power_meter", {"idle_kw": "50", "jump_kw": "200"}, {"p_active": (20.0, 400.0)})
+
+
+def with_jump_meters(share: float) -> None:
+    if share <= 0:
+        return
+    last = FLEET[-1]
+    FLEET[-1] = (last[0] - share, *last[1:])
+    FLEET.append((share, *JUMP_METER))
 
 
 def fleet(
@@ -158,7 +168,9 @@ def main() -> None:
     ap.add_argument("--per-batch", type=int, default=1)
     ap.add_argument("--reference-rounds", type=int, default=2)
     ap.add_argument("--hot", type=float, default=0.002, help="share of series drifting into alarm")
+    ap.add_argument("--jump-share", type=float, default=0.0, help="share of jump_kw meters")
     args = ap.parse_args()
+    with_jump_meters(args.jump_share)
     print("command:   .venv/bin/python bench/engine.py " + " ".join(sys.argv[1:]))
     rules = [(r, 1) for r in default_rules()]
     batches = make_batches(args.devices, args.rounds + 1, args.per_batch, args.hot)

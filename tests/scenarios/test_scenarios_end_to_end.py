@@ -42,8 +42,11 @@ async def run_clean(
 
 
 # input-faults runs slower: its clock-skew faults sit just inside the 5-minute tolerance,
-# and accelerated event time would push them over it.
-@pytest.mark.parametrize(("name", "speed"), [("coal-methane", SPEED), ("input-faults", 4.0)])
+# and accelerated event time would push them over it. tank-overfill: new device kinds
+# through the registry and a group alert (the installation roll-up) into the alert store.
+@pytest.mark.parametrize(
+    ("name", "speed"), [("coal-methane", SPEED), ("input-faults", 4.0), ("tank-overfill", SPEED)]
+)
 async def test_scenario_embedded(
     name: str, speed: float, database_url: str, mqtt_broker: tuple[str, int]
 ) -> None:

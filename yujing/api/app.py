@@ -62,7 +62,7 @@ def create_app(
     app.state.store, app.state.hub = store, hub
     app.state.presence = PresenceFigures(pool, store.now)
     problems.install(app)
-    limits.install(app, settings.http_max_body_bytes)
+    limits.install(app, settings.http_max_body_bytes, hazards.body_allowances("/api/v1"))
     for module in (alerts, rules, device_batches, devices, enterprises, sites, deadletters,
                    tokens, webhooks, maintenance, picture, asyncapi, hazards):  # fmt: skip
         # One mechanism for every route: a query parameter it does not declare is refused.

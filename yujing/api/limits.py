@@ -1,11 +1,15 @@
 """Request-level input policy, before any route: a body size limit (413), and one rule for
 every text a request carries — path, query and JSON body — no NUL, no lone surrogate,
-bounded length (422). Routes then never hand PostgreSQL a string it refuses."""
+bounded length (422). Routes then never hand PostgreSQL a string it refuses.
+
+The body limit is one for every route, save the few paths the app names with their own
+(an evidence upload takes files larger than any JSON body)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -21,6 +25,9 @@ MAX_QUERY_TEXT = 2_000  # characters of one path or query value
 MAX_MEMBERS = 10_000  # members of one JSON object or array (device tags, rule overrides)
 MAX_DEPTH = 32
 INT64 = 2**63 - 1
+
+# A path (a regular expression the whole path must match) and the body size it may have.
+BodyAllowance = tuple[str, int]
 
 
 class BadText(ValueError):
@@ -63,9 +70,19 @@ def _check_json(node: Any, depth: int = 0) -> None:
 class RequestLimits:
     """Pure ASGI middleware (no BaseHTTPMiddleware: SSE responses stream through it)."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_body_bytes: int, allowances: Sequence[BodyAllowance] = ()
+    ) -> None:
         self.app = app
         self.max_body = max_body_bytes
+        self.allowances = [(re.compile(path), size) for path, size in allowances]
+
+    def body_limit(self, path: str) -> int:
+        """The general limit, or a larger one the app allows on this path."""
+        for pattern, size in self.allowances:
+            if pattern.fullmatch(path):
+                return max(size, self.max_body)
+        return self.max_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -80,16 +97,17 @@ class RequestLimits:
         except BadText as exc:
             await _reject(scope, receive, send, 422, str(exc))
             return
+        limit = self.body_limit(scope["path"])
         declared = _content_length(scope)
-        if declared is not None and declared > self.max_body:
-            await _reject(scope, receive, send, 413, self._too_large())
+        if declared is not None and declared > limit:
+            await _reject(scope, receive, send, 413, _too_large(limit))
             return
         if scope["method"] in ("GET", "HEAD", "DELETE", "OPTIONS"):
             await self.app(scope, receive, send)
             return
-        body = await self._body(receive)
+        body = await _body(receive, limit)
         if body is None:
-            await _reject(scope, receive, send, 413, self._too_large())
+            await _reject(scope, receive, send, 413, _too_large(limit))
             return
         if body and _is_json(scope):
             try:
@@ -111,25 +129,27 @@ class RequestLimits:
 
         await self.app(scope, replay, send)
 
-    def _too_large(self) -> str:
-        return f"the request body may have at most {self.max_body} bytes"
 
-    async def _body(self, receive: Receive) -> bytes | None:
-        """The whole body, or None once it passes the limit (read no further)."""
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                break
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body:
-                return None
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        return b"".join(chunks)
+def _too_large(limit: int) -> str:
+    return f"the request body may have at most {limit} bytes"
+
+
+async def _body(receive: Receive, limit: int) -> bytes | None:
+    """The whole body, or None once it passes the limit (read no further)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -156,8 +176,10 @@ def _printable(path: str) -> str:
     return path.encode("utf-8", "backslashreplace").decode().replace("\x00", "\\x00")[:200]
 
 
-def install(app: FastAPI, max_body_bytes: int) -> None:
-    app.add_middleware(RequestLimits, max_body_bytes=max_body_bytes)
+def install(app: FastAPI, max_body_bytes: int, allowances: Sequence[BodyAllowance] = ()) -> None:
+    """`allowances`: (path regex, bytes) for the paths whose bodies may pass
+    `max_body_bytes` (never below it); every other path keeps `max_body_bytes`."""
+    app.add_middleware(RequestLimits, max_body_bytes=max_body_bytes, allowances=allowances)
 
     # A number or text PostgreSQL refuses (an id beyond int64 in a cursor, say) is the
     # caller's mistake: 422, not the 500 of an unexpected error.

@@ -43,7 +43,7 @@ EventType = Literal[
     "person_in", "person_out", "vehicle_in", "vehicle_out", "belt_running", "camera_blocked",
     "camera_moved", "camera_offline", "dispatcher_absent", "spark_detected",
     "spark_extinguished", "airlock_fault", "vent_open",
-    # chemical plants and tailings (hazard packs)
+    # aluminium deep-well casting (its pack)
     "emergency_drain", "interlock_bypassed", "interlock_trip", "quick_cutoff",
 ]  # fmt: skip
 EVENT_TYPES: frozenset[str] = frozenset(get_args(EventType))

@@ -7,8 +7,9 @@ then goes through the threshold level machine (`threshold.step`): `levels`, `for
 `clear_for_s`, with each level clearing at its own threshold.
 
 Rates need the window's history, so each rate slot keeps a small deque and runs per
-reading in Python. Only readings of series bound to a rate rule take that path (none of
-the default packs uses one); the bench states the cost.
+reading in Python. Only readings of series bound to a rate rule take that path (in the
+default packs: `power-jump`, on meters with a `jump_kw` tag); the bench states the cost
+(`bench/engine.py --jump-share`).
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ caller's scope."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Annotated, Any
@@ -27,6 +28,7 @@ from yujing.api.hazard_schemas import (
     TimeLimit,
     Vocabulary,
 )
+from yujing.api.limits import BodyAllowance
 from yujing.api.problems import Problem
 from yujing.api.routes import followups
 from yujing.db import Conn
@@ -216,7 +218,8 @@ async def put_limit(
     "/stream",
     response_class=StreamingResponse,
     responses={200: {"content": {"text/event-stream": {}},
-                     "description": "Server-Sent Events: one `change` per hazard step"}},
+                     "description": "Server-Sent Events: one event per hazard step, named"
+                                    " after the step (`event: confirmed`)"}},
 )  # fmt: skip
 async def stream(
     request: Request,
@@ -414,6 +417,17 @@ async def link(
 
 def get_hazard_settings() -> HazardSettings:
     return HazardSettings()
+
+
+# Room for the multipart framing around the file (boundaries, part headers, a long name).
+MULTIPART_ROOM = 64 * 1024
+
+
+def body_allowances(prefix: str) -> list[BodyAllowance]:
+    """The request bodies of this router that may pass the API's general body limit: an
+    evidence upload, up to `YJ_HAZARD_EVIDENCE_MAX_BYTES` and its multipart framing."""
+    upload = re.escape(prefix + hazard_router.prefix) + r"/[^/]+/evidence"
+    return [(upload, get_hazard_settings().hazard_evidence_max_bytes + MULTIPART_ROOM)]
 
 
 @hazard_router.post("/{hazard_id}/evidence", status_code=201, response_model=EvidencePublic)

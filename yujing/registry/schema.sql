@@ -69,3 +69,14 @@ CREATE OR REPLACE FUNCTION yj_report_interval_s(points jsonb) RETURNS double pre
     AS $$ SELECT max((v ->> 'interval_s')::double precision) FROM jsonb_each(points) AS x(k, v) $$;
 ALTER TABLE devices ADD COLUMN IF NOT EXISTS report_interval_s double precision
     GENERATED ALWAYS AS (yj_report_interval_s(points)) STORED;
+
+-- Online counts per enterprise, recounted every few seconds by each API process
+-- (yujing/picture/presence.py): the overview joins them instead of counting 100,000 devices
+-- per request. Derived data: safe to lose (the next count rebuilds it).
+CREATE UNLOGGED TABLE IF NOT EXISTS enterprise_presence (
+    enterprise  text PRIMARY KEY,
+    devices     integer NOT NULL,
+    connected   integer NOT NULL,
+    online      integer NOT NULL,
+    counted_at  timestamptz NOT NULL
+);

@@ -3,9 +3,11 @@ XLSX), `/map` (一张图, GeoJSON), `/statistics/alarms`, `/events` and mine hea
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
+import asyncpg
 from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
@@ -52,19 +54,19 @@ def _check_sector(sector: str | None) -> None:
         raise Problem(422, "Invalid request", f"unknown sector {sector!r}")
 
 
-async def _overview(
+async def _filters(
     request: Request, principal: Principal, division: str | None, sector: str | None,
     park: str | None,
-) -> overview.Overview:  # fmt: skip
+) -> overview.Filters | None:  # fmt: skip
+    """The caller's scope and filters (None: nothing in scope), with online counts that are
+    at most a few seconds old."""
     _check_sector(sector)
     scope = principal.scope(None)
     if scope == []:
-        return overview.Overview([], {})
-    filters = overview.Filters(scope, division, sector, park)
+        return None
     presence: PresenceFigures = request.app.state.presence
-    counts = await presence.current()
-    async with request.app.state.pool.acquire() as conn:
-        return await overview.fetch(conn, filters, counts)
+    await presence.fresh()
+    return overview.Filters(scope, division, sector, park)
 
 
 @router.get("/overview", response_model=OverviewPage)
@@ -82,20 +84,38 @@ async def get_overview(
     """Every enterprise in your jurisdiction, riskiest first: colour now, standing grade,
     active alerts by level, online and connection rates; totals over all of them per
     division (`by`) and per sector. `format=csv|xlsx` downloads every row."""
-    found = await _overview(request, principal, division, sector, park)
+    filters = await _filters(request, principal, division, sector, park)
     as_of = request.app.state.presence.as_of
-    if format == "csv":
-        return _download(export.to_csv(found.items()), "text/csv; charset=utf-8", "overview.csv")
-    if format == "xlsx":
-        media = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-        return _download(export.to_xlsx(found.items()), media, "overview.xlsx")
     start = int(cursor or 0)
-    more = start + limit < len(found)
+    pool = request.app.state.pool
+    if format != "json":
+        items = [] if filters is None else await _rows(pool, filters)
+        if format == "csv":
+            return _download(export.to_csv(items), "text/csv; charset=utf-8", "overview.csv")
+        media = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+        return _download(export.to_xlsx(items), media, "overview.xlsx")
+    items, sums = [], overview.no_totals()
+    if filters is not None:  # the page and the totals side by side, on two connections
+        items, sums = await asyncio.gather(
+            _rows(pool, filters, start, limit + 1), _totals(pool, filters, by)
+        )
     return OverviewPage(
-        items=found.items(start, start + limit), totals=found.totals(by),
-        next_cursor=str(start + limit) if more else None,
+        items=items[:limit], totals=sums,
+        next_cursor=str(start + limit) if len(items) > limit else None,
         as_of=as_of.isoformat() if as_of else None,
     )  # fmt: skip
+
+
+async def _rows(
+    pool: asyncpg.Pool, filters: overview.Filters, start: int = 0, limit: int | None = None
+) -> list[dict[str, Any]]:
+    async with pool.acquire() as conn:
+        return await overview.rows(conn, filters, start, limit)
+
+
+async def _totals(pool: asyncpg.Pool, filters: overview.Filters, by: str) -> dict[str, Any]:
+    async with pool.acquire() as conn:
+        return await overview.totals(conn, filters, by)
 
 
 def _download(body: bytes, media: str, name: str) -> Response:
@@ -115,7 +135,8 @@ async def get_map(
     """GeoJSON (RFC 7946, WGS-84) points of the enterprises in your jurisdiction that have a
     location, with the overview's properties. Division boundaries are not included: no
     well-kept package ships them for offline use (see README)."""
-    items = (await _overview(request, principal, division, sector, park)).items()
+    filters = await _filters(request, principal, division, sector, park)
+    items = [] if filters is None else await _rows(request.app.state.pool, filters)
     return FeatureCollection(
         features=[
             {

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from yujing.api.auth import Principal
 from yujing.api.deps import Pool, Store, Viewer
 from yujing.api.problems import Problem
-from yujing.api.query import Instant
+from yujing.api.query import Instant, check_range
 from yujing.api.schemas import AlarmStatistics, HeadCount, OnlineStatistics
 from yujing.names import IDENTIFIER
 from yujing.picture import events, export, overview
@@ -170,12 +170,7 @@ async def get_alarm_statistics(
     _check_sector(sector)
     until = until or store.now()
     since = since or until - timedelta(days=30)
-    if since.tzinfo is None or until.tzinfo is None:
-        raise Problem(
-            422, "Invalid request", "times need a UTC offset, e.g. 2026-12-01T00:00:00+08:00"
-        )
-    if since >= until:
-        raise Problem(422, "Invalid request", "since must be before until")
+    check_range(since, until)
     scope = principal.scope(enterprise)
     groups: list[dict[str, Any]] = []
     if scope != []:
@@ -198,12 +193,7 @@ async def get_online_statistics(
     device-hours with at least one valid reading, per enterprise, division and sector."""
     until = until or store.now()
     since = since or until - timedelta(hours=24)
-    if since.tzinfo is None or until.tzinfo is None:
-        raise Problem(
-            422, "Invalid request", "times need a UTC offset, e.g. 2026-12-01T00:00:00+08:00"
-        )
-    if since >= until:
-        raise Problem(422, "Invalid request", "since must be before until")
+    check_range(since, until)
     scope = principal.scope(None)
     if scope == []:
         return {"since": since.isoformat(), "until": until.isoformat(), "hours": 0,

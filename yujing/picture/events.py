@@ -24,24 +24,32 @@ class EventQuery:
 
 
 async def find(conn: Conn, q: EventQuery) -> list[Any]:
+    """Newest first. Only the filters given are written into the SQL (a prepared
+    `$n IS NULL OR …` may get a generic plan that walks the whole table by id)."""
+    args: list[Any] = []
+    where = ["true"]
+
+    def add(sql: str, value: Any) -> None:
+        args.append(value)
+        where.append(sql.replace("?", f"${len(args)}"))
+
+    if q.enterprises is not None:
+        add("enterprise = ANY(?::text[])", q.enterprises)
+    for column, value in (("enterprise", q.enterprise), ("site", q.site),
+                          ("device", q.device), ("type", q.type)):  # fmt: skip
+        if value is not None:
+            add(f"{column} = ?", value)
+    if q.since is not None:
+        add("ts >= ?", q.since)
+    if q.until is not None:
+        add("ts < ?", q.until)
+    if q.cursor is not None:
+        add("id < ?", q.cursor)
     return list(
         await conn.fetch(
             "SELECT id, ts, enterprise, device, site, type, count, seq, attrs FROM events"
-            " WHERE ($1::text[] IS NULL OR enterprise = ANY($1))"
-            " AND ($2::text IS NULL OR enterprise = $2) AND ($3::text IS NULL OR site = $3)"
-            " AND ($4::text IS NULL OR device = $4) AND ($5::text IS NULL OR type = $5)"
-            " AND ($6::timestamptz IS NULL OR ts >= $6) AND ($7::timestamptz IS NULL OR ts < $7)"
-            " AND ($8::bigint IS NULL OR id < $8)"
-            " ORDER BY id DESC LIMIT $9",
-            q.enterprises,
-            q.enterprise,
-            q.site,
-            q.device,
-            q.type,
-            q.since,
-            q.until,
-            q.cursor,
-            q.limit,
+            f" WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT {int(q.limit)}",
+            *args,
         )
     )
 

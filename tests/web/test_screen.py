@@ -108,12 +108,18 @@ async def test_acknowledge_and_close_from_the_console_reach_the_api(
     await eventually(resolved)
     await detail.get_by_role("button", name="×").click()
     await row.click()
+    # a red hazard alarm closes only with its follow-up record (超限报警追查)
+    await detail.locator('select[name="cause"]').select_option("real_emission")
+    await detail.locator('textarea[name="measures"]').fill("停电撤人，加强局部通风")
     await detail.locator('textarea[name="disposal"]').fill("局部通风恢复，瓦斯浓度正常后复电")
     await page.screenshot(path=str(artefacts / "console-1920x1080.png"))
     await page.get_by_test_id("close").click()
     await expect(detail).to_contain_text("已关闭")
     got = (await stack.http.get(f"/api/v1/alerts/{red['id']}")).json()
     assert got["state"] == "closed" and got["disposal"] == "局部通风恢复，瓦斯浓度正常后复电"
+    follow_up = (await stack.http.get(f"/api/v1/alerts/{red['id']}/follow-up")).json()
+    assert follow_up["cause"] == "real_emission"
+    assert follow_up["measures"] == "停电撤人，加强局部通风"
 
 
 async def test_a_suppressed_red_shows_its_mark_and_is_not_counted(

@@ -35,6 +35,13 @@ const zh = {
     bySite: "按场所（企业档案接入前）",
   },
   sound: { on: "声音：开", off: "声音：关" },
+  followUp: {
+    cause: "超限原因", choose: "请选择", measures: "采取的措施（超限报警追查）",
+    causes: {
+      real_emission: "真实超限（泄漏、涌出）", sensor_fault: "传感器故障", ventilation: "通风异常",
+      calibration: "标校、调试", test: "测试", other: "其他",
+    },
+  },
   lang: "English",
   action: {
     ack: "确认", close: "关闭", note: "确认备注", disposal: "处置记录",
@@ -103,6 +110,13 @@ const en: Messages = {
     bySite: "By site (until the enterprise register is in)",
   },
   sound: { on: "Sound on", off: "Sound off" },
+  followUp: {
+    cause: "Cause", choose: "Choose", measures: "Measures taken (follow-up record)",
+    causes: {
+      real_emission: "Real emission (leak, outburst)", sensor_fault: "Sensor fault",
+      ventilation: "Ventilation", calibration: "Calibration", test: "Test", other: "Other",
+    },
+  },
   lang: "中文",
   action: {
     ack: "Acknowledge", close: "Close", note: "Note", disposal: "Disposal",

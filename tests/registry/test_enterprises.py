@@ -164,6 +164,8 @@ async def test_installations_tag_the_devices_that_watch_them(
     r = await client.put("/api/v1/enterprises/e1", json=body, headers=admin)
     assert r.status_code == 200, r.text
     assert r.json()["installations"] == [inst]
+    listed = (await client.get("/api/v1/enterprises", headers=admin)).json()["items"]
+    assert listed[0]["installations"] == [inst]
     dev = (await client.get("/api/v1/devices/e1/lt-1", headers=admin)).json()
     assert dev["tags"]["installation"] == "tf-1"
     inst["devices"] = ["lt-2"]

@@ -18,7 +18,6 @@ from yujing.registry import divisions
 
 Period = Literal["day", "week", "month", "all"]
 DivisionLevel = Literal["province", "city", "county"]
-_DIV_LEN = {"province": 2, "city": 4, "county": 6}
 COUNTS = (
     "found", "confirmed", "awaiting_review", "rectified", "dismissed", "overdue", "major_open",
     "major_listed", "sent_back",
@@ -59,7 +58,9 @@ async def figures(
     sector: str | None = None,
 ) -> dict[str, Any]:
     pattern = None if division is None else divisions.prefix(division) + "%"
-    rows = await conn.fetch(_SQL, enterprises, since, until, period, _DIV_LEN[by], pattern, sector)
+    rows = await conn.fetch(
+        _SQL, enterprises, since, until, period, divisions.DIGITS[by], pattern, sector
+    )
     groups = [_group(r) for r in rows]
     total: dict[str, Any] = {k: sum(g[k] for g in groups) for k in COUNTS}
     total["rectification_rate"] = _rate(total)

@@ -13,6 +13,7 @@ from typing import Any
 
 from yujing.db import Conn
 from yujing.levels import Level
+from yujing.picture.statistics import rate
 from yujing.registry import divisions
 from yujing.registry.sectors import SECTORS
 
@@ -81,7 +82,6 @@ _TOTALS = (
 )
 _LEVELS: tuple[str, ...] = ("red", "orange", "yellow", "blue")
 _COLOURS: tuple[str, ...] = (*_LEVELS, "none")
-_CUT = {"province": 2, "city": 4, "county": 6}
 
 
 @dataclass(slots=True)
@@ -111,10 +111,6 @@ class Filters:
         if self.park is not None:
             where.append(f"e.park = {arg(self.park)}")
         return _ROWS.format(scope_alerts=in_scope, where=" AND ".join(where)), args
-
-
-def rate(part: int, whole: int) -> float | None:
-    return None if whole == 0 else round(part / whole, 4)
 
 
 def enterprise_row(r: Any) -> dict[str, Any]:
@@ -149,7 +145,7 @@ async def totals(conn: Conn, filters: Filters, division_level: str) -> dict[str,
     """Totals over every enterprise in scope and filters, per division (at
     `division_level`) and per sector."""
     sql, args = filters.sql()
-    found = await conn.fetch(_TOTALS.format(rows=sql, cut=_CUT[division_level]), *args)
+    found = await conn.fetch(_TOTALS.format(rows=sql, cut=divisions.DIGITS[division_level]), *args)
     out = no_totals()
     for r in found:
         if r["kind"] == "all":

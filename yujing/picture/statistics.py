@@ -15,7 +15,6 @@ from yujing.registry import divisions
 
 Period = Literal["day", "week", "month"]
 DivisionLevel = Literal["province", "city", "county"]
-_DIV_LEN = {"province": 2, "city": 4, "county": 6}
 
 _SQL = """
 SELECT date_trunc($4, started_at AT TIME ZONE 'Asia/Shanghai') AS period,
@@ -50,7 +49,9 @@ async def alarm_statistics(
     sector: str | None = None,
 ) -> list[dict[str, Any]]:
     pattern = None if division is None else divisions.prefix(division) + "%"
-    found = await conn.fetch(_SQL, enterprises, since, until, period, _DIV_LEN[by], pattern, sector)
+    found = await conn.fetch(
+        _SQL, enterprises, since, until, period, divisions.DIGITS[by], pattern, sector
+    )
     return [
         {
             "period": r["period"].date().isoformat(),
@@ -106,14 +107,14 @@ async def online_over_period(
         scope = "e.id = ANY($3::text[])"
         args.append(enterprises)
     rows = await conn.fetch(_ONLINE_SQL.format(scope=scope), *args)
-    cut = _DIV_LEN[by]
+    cut = divisions.DIGITS[by]
     by_div: dict[str, list[int]] = {}
     by_sector: dict[str, list[int]] = {}
     items = []
     for r in rows:
         dev, dh = int(r["devices"]), int(r["device_hours"])
         items.append({"enterprise": r["id"], "devices": dev, "device_hours": dh,
-                      "online_rate": _rate(dh, dev * hours)})  # fmt: skip
+                      "online_rate": rate(dh, dev * hours)})  # fmt: skip
         for key, groups in ((r["division"][:cut].ljust(6, "0"), by_div),
                             *((s, by_sector) for s in r["sectors"])):  # fmt: skip
             acc = groups.setdefault(key, [0, 0])
@@ -122,16 +123,17 @@ async def online_over_period(
         "hours": hours, "items": items,
         "by_division": [
             {"division": k, "name": divisions.full_name(k), "devices": v[0],
-             "device_hours": v[1], "online_rate": _rate(v[1], v[0] * hours)}
+             "device_hours": v[1], "online_rate": rate(v[1], v[0] * hours)}
             for k, v in sorted(by_div.items())
         ],
         "by_sector": [
             {"sector": k, "devices": v[0], "device_hours": v[1],
-             "online_rate": _rate(v[1], v[0] * hours)}
+             "online_rate": rate(v[1], v[0] * hours)}
             for k, v in sorted(by_sector.items())
         ],
     }  # fmt: skip
 
 
-def _rate(part: int, whole: int) -> float | None:
+def rate(part: int, whole: int) -> float | None:
+    """A share rounded to 4 places; None when there is nothing to share."""
     return None if whole == 0 else round(part / whole, 4)

@@ -13,6 +13,8 @@ from typing import Literal
 
 Level = Literal["province", "city", "county"]
 CODE = re.compile(r"^[1-9][0-9]{5}$")
+# Digits of a code that name its division at each level (320506 → 32, 3205, 320506).
+DIGITS: dict[str, int] = {"province": 2, "city": 4, "county": 6}
 
 
 @dataclass(frozen=True, slots=True)

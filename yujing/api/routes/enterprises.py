@@ -174,7 +174,8 @@ async def list_enterprises(
         return EnterprisePage(items=[], next_cursor=None)
     async with pool.acquire() as conn:
         rows = await reg.find(conn, query)
-        items = [public(r, await reg.installation_devices(conn, r["id"])) for r in rows]
+        inst = await reg.installation_devices_of(conn, [r["id"] for r in rows])
+        items = [public(r, inst.get(r["id"], {})) for r in rows]
     return EnterprisePage(items=items, next_cursor=rows[-1]["id"] if len(rows) == limit else None)
 
 

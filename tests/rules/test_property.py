@@ -1,5 +1,6 @@
 """The vectorised engine against the per-reading reference on random streams, and
-against itself under different batch splits."""
+against itself under different batch splits; group rules judged inline and by their
+group's owner (`groups.py`, as the engine stage runs them) alike."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from msgspec.structs import replace
 
-from yujing.ingest.batch import DeviceInfo, Status
+from yujing.ingest.batch import DeviceInfo, ReadingBatch, Status
 from yujing.rules.engine import Engine
+from yujing.rules.groups import GroupRules
 from yujing.rules.model import Rule, parse_rule
 from yujing.rules.reference import Reference
 from yujing.rules.testing import batch, gas
@@ -138,8 +140,34 @@ def streams(draw: st.DrawFn) -> list[Any]:
     return rows
 
 
+class Routed:
+    """An engine that only routes group rules, and the groups' owner fed its member
+    changes in publication order: the engine stage's two halves."""
+
+    def __init__(self, versions: list[tuple[Rule, int]]) -> None:
+        self.engine = Engine(versions, route_groups=True)
+        self.groups = GroupRules(versions)
+
+    def _owner(self, out: list[Transition]) -> list[Transition]:
+        return out + self.groups.evaluate(self.engine.composites.drain())
+
+    def on_batch(self, b: ReadingBatch) -> list[Transition]:
+        return self._owner(self.engine.on_batch(b))
+
+    def on_status(self, s: list[Status]) -> list[Transition]:
+        return self._owner(self.engine.on_status(s))
+
+    def on_tick(self, now: int) -> list[Transition]:
+        return self._owner(self.engine.on_tick(now)) + self.groups.on_tick(now)
+
+
+def points_and_groups(out: list[Transition]) -> tuple[list[Transition], list[Transition]]:
+    """Routed group transitions come after the batch's point transitions, not between."""
+    return [t for t in out if t.device is not None], [t for t in out if t.device is None]
+
+
 def run(
-    engine: Engine | Reference, rows: list[Any], cuts: list[int], final_tick: int
+    engine: Engine | Reference | Routed, rows: list[Any], cuts: list[int], final_tick: int
 ) -> list[Transition]:
     """Feed the stream cut into batches at `cuts` (and at every tick); then a last tick."""
     out: list[Transition] = []
@@ -175,6 +203,7 @@ def test_vectorised_engine_equals_reference_however_split(
     # The second split also carries registry ids, as ingest sends them: the engine then maps
     # devices by uid instead of by name, and must not notice the difference.
     assert run(Engine(versions), with_registry_ids(rows), cuts2, now) == want
+    assert points_and_groups(run(Routed(versions), rows, cuts, now)) == points_and_groups(want)
     assert engine.late_readings == ref.late_readings
 
 

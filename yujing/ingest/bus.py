@@ -26,8 +26,10 @@ class Topics:
     TRANSITIONS = "yj.transitions"
     # Internal: registry changes (device records), so ingest caches stay fresh.
     REGISTRY = "yj.registry"
+    # Internal: group rules' member changes from the engine, keyed by the group's alert key.
+    GROUPS = "yj.groups"
 
-    ALL = (READINGS, EVENTS, STATUS, ALERTS, RULES, DEADLETTER, TRANSITIONS, REGISTRY)
+    ALL = (READINGS, EVENTS, STATUS, ALERTS, RULES, DEADLETTER, TRANSITIONS, REGISTRY, GROUPS)
     COMPACTED = (RULES, REGISTRY)
 
 

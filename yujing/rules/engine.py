@@ -38,13 +38,15 @@ DEFAULT_SITE_STATE = "operating"
 
 
 class Engine:
-    def __init__(self, rules: Sequence[tuple[Rule, int]]) -> None:
+    def __init__(self, rules: Sequence[tuple[Rule, int]], *, route_groups: bool = False) -> None:
+        """`route_groups`: group rules are judged by their group's owner (`groups.py`),
+        this engine only leaves their member changes in `composites.outbox`."""
         self.series = Series()
         self.thresholds = Thresholds()
         self.health = Health()
         self.rates = Rates()
         self.events = EventCounts()
-        self.composites = Composites()
+        self.composites = Composites(routed=route_groups)
         self.calibrations = Calibrations()
         self.entries: dict[str, RuleEntry] = {}
         self._next_index = 0

@@ -27,6 +27,7 @@ from yujing.rules import status_marks
 from yujing.rules import transition as tr
 from yujing.rules.checkpoint import Checkpoints
 from yujing.rules.engine import Engine
+from yujing.rules.groups import encode_changes, run_groups
 from yujing.rules.store import ensure_default_rules, load_rules
 from yujing.rules.transition import Transition
 
@@ -148,6 +149,9 @@ class EngineService:
         )
 
     async def publish(self, transitions: Sequence[Transition]) -> None:
+        changes = self.engine.composites.drain()
+        if changes:  # group rules are judged by each group's owner (groups.py)
+            await self.bus.publish(Topics.GROUPS, encode_changes(changes))
         if transitions:
             await self.bus.publish(
                 Topics.TRANSITIONS, [(t.key.encode(), tr.ENCODER.encode(t)) for t in transitions]
@@ -191,6 +195,16 @@ def owned_partitions(consumer: Consumer) -> set[int] | None:
 
 
 async def run_engine(settings: Settings, bus: Bus, pool: asyncpg.Pool, stop: asyncio.Event) -> None:
+    """The engine stage: the engine, and beside it the owner of the group rules'
+    partitions (`groups.py`); either failing ends the stage."""
+    async with asyncio.TaskGroup() as tasks:
+        tasks.create_task(run_groups(settings, bus, pool, stop))
+        tasks.create_task(_run_points(settings, bus, pool, stop))
+
+
+async def _run_points(
+    settings: Settings, bus: Bus, pool: asyncpg.Pool, stop: asyncio.Event
+) -> None:
     # Subscribe before the first await: the in-process bus delivers only to consumers that
     # exist when a record is published, and ingest may start publishing at once. A site or
     # rule change between subscribing and loading is then applied twice, which is harmless.
@@ -198,7 +212,8 @@ async def run_engine(settings: Settings, bus: Bus, pool: asyncpg.Pool, stop: asy
     data = bus.consumer([Topics.READINGS, Topics.EVENTS, Topics.STATUS], settings.engine_group)
     try:
         await ensure_default_rules(pool)
-        service = EngineService(settings, bus, pool, Engine(await load_rules(pool)))
+        engine = Engine(await load_rules(pool), route_groups=True)
+        service = EngineService(settings, bus, pool, engine)
         await service.load_site_states()
         log.info("engine running with %d rules", len(service.engine.entries))
         while not stop.is_set():

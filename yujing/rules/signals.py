@@ -13,6 +13,8 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from yujing.ingest.batch import DeviceInfo, Event
 from yujing.levels import COLOURS, Level
 from yujing.rules.emit import RuleEntry, series_transition
@@ -150,12 +152,42 @@ class GroupState:
     )  # point → rule → level
     hot_at: dict[tuple[str, str], int] = field(default_factory=dict)  # point → last time ≥ of_level
     level: int = 0
+    seen: dict[str, None] = field(default_factory=dict)  # recent member changes (groups.py)
+
+
+class MemberChange(msgspec.Struct, frozen=True, array_like=True):
+    """One member's level for one group rule: all a group's owner needs of a point
+    transition (`yj.groups`, keyed by the group's alert key). `source` is the member's
+    own rule, `id` the point transition's id (a replayed change has the same one)."""
+
+    rule_id: str  # the composite rule
+    rule_version: int
+    group: str  # enterprise/group
+    site: str | None
+    member: tuple[str, str]  # (device, point); (sub-group, device/point) with `distinct`
+    source: str
+    level: int
+    ts: int
+    id: str
+
+    @property
+    def key(self) -> str:
+        """The group's alert key, which is also its key on the bus."""
+        enterprise, _, grp = self.group.partition("/")
+        return f"{enterprise}/{grp}/-/{self.rule_id}"
 
 
 class Composites:
-    def __init__(self) -> None:
+    """Group rules. `routed=False`: group state here, fed by this engine's transitions
+    (one engine sees every point). `routed=True`: this engine only routes, each
+    transition becomes one `MemberChange` per group rule it feeds, left in `outbox` for
+    the service to send to the group's owner (`yujing/rules/groups.py`)."""
+
+    def __init__(self, *, routed: bool = False) -> None:
         self.entries: dict[str, RuleEntry] = {}
         self.groups: dict[tuple[str, str], GroupState] = {}  # (rule id, enterprise/group)
+        self.routed = routed
+        self.outbox: list[MemberChange] = []
 
     @property
     def active(self) -> bool:
@@ -174,7 +206,8 @@ class Composites:
         return kept  # type: ignore[return-value]
 
     def feed(self, transitions: list[Transition], series: Series) -> list[Transition]:
-        """The transitions, each followed by the group transitions it caused."""
+        """The transitions, each followed by the group transitions it caused (routed:
+        the transitions alone, their member changes in `outbox`)."""
         out: list[Transition] = []
         for t in transitions:
             out.append(t)
@@ -185,12 +218,24 @@ class Composites:
                 continue
             info = series.devices[idx]
             for entry in self.entries.values():
-                got = self._input(entry, t, info)
+                change = self.route(entry, t, info)
+                if change is None:
+                    continue
+                if self.routed:
+                    self.outbox.append(change)
+                    continue
+                got = self.apply(entry, change)
                 if got is not None:
                     out.append(got)
         return out
 
-    def _input(self, entry: RuleEntry, t: Transition, info: DeviceInfo) -> Transition | None:
+    def drain(self) -> list[MemberChange]:
+        out, self.outbox = self.outbox, []
+        return out
+
+    @staticmethod
+    def route(entry: RuleEntry, t: Transition, info: DeviceInfo) -> MemberChange | None:
+        """The member change a point transition makes in the rule's group, if any."""
         rule = entry.rule
         assert isinstance(rule, CompositeRule)
         if rule.rules and t.rule_id not in rule.rules:
@@ -201,10 +246,6 @@ class Composites:
         if any(p is None for p in parts):
             return None
         group = ":".join(p for p in parts if p is not None)
-        st = self.groups.setdefault(
-            (rule.id, f"{info.enterprise}/{group}"), GroupState(info.enterprise, info.site)
-        )
-        of = int(Level.parse(rule.of_level))
         pk = (info.device, t.point or "-")
         if rule.distinct:
             # A group of groups: the point is filed under its sub-group, which is counted.
@@ -212,12 +253,34 @@ class Composites:
             if any(p is None for p in sub):
                 return None
             pk = (":".join(p for p in sub if p is not None), f"{info.device}/{t.point}")
+        return MemberChange(
+            rule.id,
+            entry.version,
+            f"{info.enterprise}/{group}",
+            info.site,
+            pk,
+            t.rule_id,
+            t.to_level,
+            t.ts,
+            t.id,
+        )
+
+    def apply(self, entry: RuleEntry, change: MemberChange) -> Transition | None:
+        """A member's new level; the group's transition if its level changed."""
+        rule = entry.rule
+        assert isinstance(rule, CompositeRule)
+        st = self.groups.get((rule.id, change.group))
+        if st is None:
+            enterprise = change.group.partition("/")[0]
+            st = self.groups[(rule.id, change.group)] = GroupState(enterprise, change.site)
+        of = int(Level.parse(rule.of_level))
+        pk = change.member
         levels = st.points.setdefault(pk, {})
         was = max(levels.values(), default=0)
-        levels[t.rule_id] = t.to_level
+        levels[change.source] = change.level
         if was >= of > max(levels.values()):
-            st.hot_at[pk] = t.ts
-        return self._settle(entry, rule, st, f"{info.enterprise}/{group}", t.ts)
+            st.hot_at[pk] = change.ts
+        return self._settle(entry, rule, st, change.group, change.ts)
 
     def _settle(
         self, entry: RuleEntry, rule: CompositeRule, st: GroupState, group: str, now: int

@@ -4,11 +4,20 @@ changes nothing; a partition's snapshot carries its groups and only those."""
 
 from __future__ import annotations
 
+import asyncio
+
+import asyncpg
+import pytest
+
+from yujing.config import Settings
 from yujing.ingest.batch import DeviceInfo
+from yujing.ingest.bus import MemoryBus, Topics
+from yujing.rules import store, transition
 from yujing.rules.engine import Engine
 from yujing.rules.groups import CHANGE_DECODER, GroupRules, encode_changes
 from yujing.rules.model import Rule
 from yujing.rules.packs import default_rules
+from yujing.rules.service import run_engine
 from yujing.rules.signals import MemberChange
 from yujing.rules.testing import batch
 from yujing.rules.transition import Transition
@@ -114,3 +123,39 @@ def test_a_new_rule_version_keeps_the_group_level() -> None:
     owner.set_rules([(r, 1) for r, _ in rules() if r.id != "tailings-item-yellow"])
     assert ("tailings-item-yellow", "e1/dam-1:displacement") not in owner.composites.groups
     assert ("tailings-item-yellow", "e1/dam-1:displacement") not in owner.partition
+
+
+@pytest.mark.integration
+async def test_the_engine_stage_judges_groups_and_keeps_them_over_a_restart(
+    pool: asyncpg.Pool,
+) -> None:
+    """Embedded (in-process bus, real PostgreSQL): the stage's group owner publishes the
+    group alert; three blue points before a restart and a fourth after make it yellow."""
+
+    async def run(devices: list[int], ts: int) -> list[Transition]:
+        bus, stop = MemoryBus(), asyncio.Event()
+        out = bus.consumer([Topics.TRANSITIONS], "test")
+        task = asyncio.create_task(run_engine(Settings(), bus, pool, stop))
+        await asyncio.sleep(0.5)  # the consumers subscribe
+        records = [
+            (DEVS[d].key.encode(), batch([(DEVS[d], "displacement", ts, 12.0)]).to_bytes())
+            for d in devices
+        ]
+        await bus.publish(Topics.READINGS, records)
+        got: list[Transition] = []
+        end = asyncio.get_running_loop().time() + 5
+        while len([t for t in got if t.device]) < len(devices):
+            assert asyncio.get_running_loop().time() < end, got
+            got += [transition.DECODER.decode(r.value) for r in await out.next_batch(0.2)]
+        got += [transition.DECODER.decode(r.value) for r in await out.next_batch(1.0)]
+        stop.set()
+        await asyncio.wait_for(task, 10)
+        return got
+
+    await store.ensure_default_rules(pool)
+    before = await run([0, 1, 2], T0)
+    assert groups_of(before) == []
+    rows = await pool.fetchval("SELECT count(*) FROM engine_snapshots WHERE topic = 'yj.groups'")
+    assert rows == 1  # the in-process bus: one partition
+    after = await run([3], T0 + 1000)
+    assert groups_of(after) == [("tailings-item-yellow", 0, 2, T0 + 1000)]

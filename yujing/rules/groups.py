@@ -253,8 +253,11 @@ class GroupService:
         if any(not self.rules.knows(c) for cs in by_partition.values() for c in cs):
             await self.reload_rules()  # a rule the engines already have: read it first
         out: list[Transition] = []
+        replayed = self.rules.replayed
         for p, changes in by_partition.items():
             out.extend(self.rules.evaluate(changes, p))
+        if self.rules.replayed > replayed:
+            REPLAYED.inc(self.rules.replayed - replayed)
         if by_partition:
             self._dirty = True
         return out

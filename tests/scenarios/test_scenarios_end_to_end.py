@@ -53,10 +53,12 @@ async def test_scenario_embedded(
     await run_clean(name, speed, database_url, mqtt_broker, settings_for_test())
 
 
+# tank-overfill: its installation roll-up through `yj.groups` and the group owner.
+@pytest.mark.parametrize("name", ["coal-methane", "tank-overfill"])
 async def test_scenario_distributed(
-    database_url: str, mqtt_broker: tuple[str, int], kafka_bootstrap: str
+    name: str, database_url: str, mqtt_broker: tuple[str, int], kafka_bootstrap: str
 ) -> None:
     settings = settings_for_test(
-        kafka_bootstrap=kafka_bootstrap, kafka_partitions=3, kafka_topic_prefix="scn-"
+        kafka_bootstrap=kafka_bootstrap, kafka_partitions=3, kafka_topic_prefix=f"scn-{name}-"
     )
-    await run_clean("coal-methane", SPEED, database_url, mqtt_broker, settings, distributed=True)
+    await run_clean(name, SPEED, database_url, mqtt_broker, settings, distributed=True)

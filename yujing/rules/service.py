@@ -196,7 +196,8 @@ def owned_partitions(consumer: Consumer) -> set[int] | None:
 
 async def run_engine(settings: Settings, bus: Bus, pool: asyncpg.Pool, stop: asyncio.Event) -> None:
     """The engine stage: the engine, and beside it the owner of the group rules'
-    partitions (`groups.py`); either failing ends the stage."""
+    partitions (`groups.py`); either failing ends the stage. Both tasks subscribe on the
+    loop's next turn, before ingest can have read a message off MQTT."""
     async with asyncio.TaskGroup() as tasks:
         tasks.create_task(run_groups(settings, bus, pool, stop))
         tasks.create_task(_run_points(settings, bus, pool, stop))

@@ -159,3 +159,28 @@ async def test_the_engine_stage_judges_groups_and_keeps_them_over_a_restart(
     assert rows == 1  # the in-process bus: one partition
     after = await run([3], T0 + 1000)
     assert groups_of(after) == [("tailings-item-yellow", 0, 2, T0 + 1000)]
+
+
+def test_the_same_step_twice_at_one_time_counts_and_its_replay_does_not() -> None:
+    """A point that goes blue, back and blue again at one event time takes the same step
+    (same id) twice; both count. Sent again after a crash, the changes leave the group as
+    it was (the last two, at the member's newest time and from its level then, are applied
+    again: down and up at that time, which the window absorbs)."""
+    engine = Engine(rules(), route_groups=True)
+    for d in (0, 1, 2):
+        engine.on_batch(batch([(DEVS[d], "displacement", T0, 12.0)]))
+    flap = batch([(DEVS[3], "displacement", T0 + 5, v) for v in (12.0, 1.0, 12.0)])
+    engine.on_batch(flap)
+    sent = [c for c in engine.composites.drain() if c.rule_id == "tailings-item-yellow"]
+    ids = [c.id for c in sent[3:]]
+    assert ids[0] == ids[2]  # the same step twice
+    owner = GroupRules(rules())
+    got = groups_of(owner.evaluate(sent))
+    # the fourth point's first step makes the item yellow (the window keeps it counting)
+    assert got == [("tailings-item-yellow", 0, 2, T0 + 5)]
+    st = owner.composites.groups[("tailings-item-yellow", "e1/dam-1:displacement")]
+    assert st.points[("tm-3", "displacement")] == {"tailings-displacement": 1}
+    before = (dict(st.points), dict(st.hot_at), st.level)
+    assert owner.evaluate(sent) == []
+    assert owner.replayed == len(sent) - 2
+    assert (st.points, st.hot_at, st.level) == before

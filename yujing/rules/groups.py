@@ -12,8 +12,8 @@ member changes only, so a replay yields the same ids and the alert store ignores
 
 Order of a checkpoint, as in the engine: group transitions are published, the snapshot
 rows written, then the offsets committed. A member change already applied (an engine
-replaying records after a crash publishes its member changes again) is recognised by the
-point transition's id and skipped.
+replaying records after a crash publishes its member changes again) is recognised and
+skipped (`replayed`).
 """
 
 from __future__ import annotations
@@ -62,9 +62,23 @@ class _Group(msgspec.Struct, array_like=True):
     hot: list[tuple[str, str, int]]
     level: int
     seen: list[str]
+    newest: list[tuple[str, str, str, int]]
 
 
 _SNAPSHOT = msgspec.msgpack.Decoder(list[_Group])
+
+
+def replayed(st: GroupState, change: MemberChange) -> bool:
+    """A change the group already holds, sent again by an engine replaying after a crash
+    or a partition move. Its id alone does not tell: a point may take the same step twice
+    at one event time (up, down, up again), each time with the same id. A replayed change
+    is older than the member's newest, or at that time but not from its present level."""
+    if change.id not in st.seen:
+        return False
+    newest = st.newest.get((*change.member, change.source), change.ts)
+    if change.ts != newest:
+        return change.ts < newest
+    return st.points.get(change.member, {}).get(change.source, 0) != change.was
 
 
 class GroupRules:
@@ -118,7 +132,7 @@ class GroupRules:
                 continue  # a rule removed or disabled since the engine routed the change
             key = (change.rule_id, change.group)
             st = self.composites.groups.get(key)
-            if st is not None and change.id in st.seen:
+            if st is not None and replayed(st, change):
                 self.replayed += 1
                 continue
             got = self.composites.apply(entry, change)
@@ -126,6 +140,8 @@ class GroupRules:
             st.seen[change.id] = None
             if len(st.seen) > SEEN:
                 del st.seen[next(iter(st.seen))]
+            member = (*change.member, change.source)
+            st.newest[member] = max(change.ts, st.newest.get(member, change.ts))
             self.partition[key] = partition
             if got is not None:
                 out.append(got)
@@ -147,6 +163,7 @@ class GroupRules:
                     [(d, p, t) for (d, p), t in st.hot_at.items()],
                     st.level,
                     list(st.seen),
+                    [(d, p, r, t) for (d, p, r), t in st.newest.items()],
                 )
                 for (rid, g), st in self.composites.groups.items()
                 if self.partition.get((rid, g)) == partition
@@ -164,6 +181,7 @@ class GroupRules:
                 {(d, p): t for d, p, t in g.hot},
                 g.level,
                 dict.fromkeys(g.seen),
+                {(d, p, r): t for d, p, r, t in g.newest},
             )
             self.partition[(g.rule, g.group)] = partition
 

@@ -152,7 +152,9 @@ class GroupState:
     )  # point → rule → level
     hot_at: dict[tuple[str, str], int] = field(default_factory=dict)  # point → last time ≥ of_level
     level: int = 0
-    seen: dict[str, None] = field(default_factory=dict)  # recent member changes (groups.py)
+    # the group's owner (groups.py): recent member changes, each member's newest change
+    seen: dict[str, None] = field(default_factory=dict)
+    newest: dict[tuple[str, str, str], int] = field(default_factory=dict)  # (*point, rule)
 
 
 class MemberChange(msgspec.Struct, frozen=True, array_like=True):
@@ -166,6 +168,7 @@ class MemberChange(msgspec.Struct, frozen=True, array_like=True):
     site: str | None
     member: tuple[str, str]  # (device, point); (sub-group, device/point) with `distinct`
     source: str
+    was: int  # the member's level before
     level: int
     ts: int
     id: str
@@ -260,6 +263,7 @@ class Composites:
             info.site,
             pk,
             t.rule_id,
+            t.from_level,
             t.to_level,
             t.ts,
             t.id,

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
+from tests.web.conftest import CuttableLink
 from yujing.testing.flow import Flow, eventually
 from yujing.testing.registry import enterprise_record
 
@@ -312,3 +313,34 @@ async def test_a_hazard_walks_from_report_to_sign_off_through_the_console(
         "reported", "confirmed", "rectifying", "evidence_added", "rectified", "signed_off",
     ]  # fmt: skip
     assert got["evidence"][0]["filename"] == "通风机更换.png"
+
+
+async def test_a_dropped_stream_reconnects_and_misses_no_transition(
+    context: BrowserContext, stack: Flow, cuttable: CuttableLink
+) -> None:
+    """The network between the wall and the API is cut; a red is raised meanwhile; once the
+    link is back the screen resumes with Last-Event-ID and the replayed red is drawn."""
+    for device in ("gd-1", "gd-2"):
+        r = await stack.http.put(f"/api/v1/devices/ent1/{device}", json=detector())
+        assert r.status_code == 200
+    page = await context.new_page()
+    await page.goto(f"http://127.0.0.1:{cuttable.port}/#token={TOKEN}")
+    connection = page.get_by_test_id("connection")
+    await expect(connection).to_have_text("实时", timeout=15_000)
+    await leak(stack, "gd-2", [0.3, 1.2])  # an orange off the stream: the screen has an id
+    await expect(page.get_by_test_id("count-orange")).to_have_text("1")
+
+    cuttable.cut()
+    await expect(connection).to_have_text("连接中断，正在重连…")
+    before = len(cuttable.sent)
+    await leak(stack, "gd-1", [0.3, 1.6])
+    await eventually(lambda: red_of(stack, "gd-1"))  # raised while the screen was cut off
+    await expect(page.get_by_test_id("count-red")).to_have_text("0")
+
+    cuttable.up = True
+    await expect(connection).to_have_text("实时", timeout=10_000)
+    row = page.locator('[data-testid="alarms"] tr[data-level="red"]')
+    await expect(row).to_have_count(1)
+    await expect(page.get_by_test_id("count-red")).to_have_text("1")
+    resumed = [b for b in cuttable.sent[before:] if b.startswith(b"GET /api/v1/alerts/stream")]
+    assert resumed and all(b"last-event-id: " in b.lower() for b in resumed)

@@ -328,7 +328,7 @@ async def test_a_dropped_stream_reconnects_and_misses_no_transition(
     connection = page.get_by_test_id("connection")
     await expect(connection).to_have_text("实时", timeout=15_000)
     await leak(stack, "gd-2", [0.3, 1.2])  # an orange off the stream: the screen has an id
-    await expect(page.get_by_test_id("count-orange")).to_have_text("1")
+    await expect(page.get_by_test_id("count-orange")).to_have_text("1", timeout=10_000)
 
     cuttable.cut()
     await expect(connection).to_have_text("连接中断，正在重连…")
@@ -337,10 +337,10 @@ async def test_a_dropped_stream_reconnects_and_misses_no_transition(
     await eventually(lambda: red_of(stack, "gd-1"))  # raised while the screen was cut off
     await expect(page.get_by_test_id("count-red")).to_have_text("0")
 
-    cuttable.up = True
-    await expect(connection).to_have_text("实时", timeout=10_000)
+    cuttable.up = True  # the screen retries after 1, 2, … at most 5 s
+    await expect(connection).to_have_text("实时", timeout=20_000)
     row = page.locator('[data-testid="alarms"] tr[data-level="red"]')
-    await expect(row).to_have_count(1)
+    await expect(row).to_have_count(1, timeout=10_000)
     await expect(page.get_by_test_id("count-red")).to_have_text("1")
     resumed = [b for b in cuttable.sent[before:] if b.startswith(b"GET /api/v1/alerts/stream")]
     assert resumed and all(b"last-event-id: " in b.lower() for b in resumed)

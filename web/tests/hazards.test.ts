@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { ApiError, NetworkError } from "../src/lib/api";
-import { allowedActions, type Hazard, isOverdue, type Me, refusalZh } from "../src/lib/hazards";
+import { allowedActions, type Hazard, isOverdue, type Me } from "../src/lib/hazards";
+import { refusal, refusalZh } from "../src/lib/refusals";
 
 function hazard(over: Partial<Hazard> = {}): Hazard {
   return {
@@ -113,5 +114,15 @@ describe("refusals in Chinese", () => {
     const fields = JSON.stringify([{ loc: ["body", "deadline"], msg: "x" }, { loc: ["body", "measures"], msg: "y" }]);
     expect(refusalZh(new ApiError(422, "Invalid request", fields))).toBe("填写不完整或有误（deadline、measures）");
     expect(refusalZh(new NetworkError("TypeError: Failed to fetch"))).toBe("无法连接服务器：TypeError: Failed to fetch");
+  });
+
+  it("cover the alert console's refusals too, and stay in English when the screen is", () => {
+    expect(refusalZh(new ApiError(409, "Conflict", "alert is acknowledged; it can be closed only after the condition has resolved")))
+      .toBe("状态不允许：报警当前为“已确认”，须在恢复后才能关闭");
+    expect(refusalZh(new ApiError(403, "Forbidden", "this needs the operator role"))).toBe("无权办理：须由企业值班员办理");
+    const e = new ApiError(409, "Conflict", "alert is already closed (by admin)");
+    expect(refusalZh(e)).toBe("状态不允许：报警已由 admin 关闭");
+    expect(refusal(e, "en")).toBe("Refused (409 Conflict): alert is already closed (by admin)");
+    expect(refusal(e, "zh-CN")).toBe("状态不允许：报警已由 admin 关闭");
   });
 });

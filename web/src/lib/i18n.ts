@@ -102,7 +102,6 @@ const zh = {
     noActions: "当前身份在此状态下无可办理的步骤", none: "暂无隐患", done: "已办理：{step}", uploaded: "已上传：{name}",
     download: "下载",
   },
-  error: { failed: "操作失败：{detail}" },
 };
 
 type Messages = typeof zh;
@@ -207,7 +206,6 @@ const en: Messages = {
     noActions: "Nothing you may do in this state", none: "No hazards", done: "Done: {step}", uploaded: "Uploaded: {name}",
     download: "Download",
   },
-  error: { failed: "Failed: {detail}" },
 };
 
 export const messages = { "zh-CN": zh, en };

@@ -31,17 +31,36 @@ from yujing.testing.browser import chromium, ensure_screen_built
 from yujing.testing.servers import free_port
 
 TOKEN = "bench-screen"
-DEVICE = {
-    "kind": "gas_detector", "site": "face-1",
-    "tags": {"sector": "coal", "location": "coal_face", "critical": "true"},
-    "points": {"ch4": {"unit": "%CH4", "interval_s": 5}},
-}  # fmt: skip
+
+
+def device(interval_s: float) -> dict[str, Any]:
+    return {
+        "kind": "gas_detector", "site": "face-1",
+        "tags": {"sector": "coal", "location": "coal_face", "critical": "true"},
+        "points": {"ch4": {"unit": "%CH4", "interval_s": interval_s}},
+    }  # fmt: skip
+
 
 # Installed in the page before the stream phase: frame times and long tasks.
 PROBE = """() => {
-  const p = window.__yjPerf; p.delays = []; p.drawn = 0; p.frames = []; p.long = [];
+  const p = window.__yjPerf; p.delays = []; p.drawn = 0; p.byKind = {}; p.frames = []; p.long = [];
+  p.loaf = [];
   new PerformanceObserver((l) => { for (const e of l.getEntries()) p.long.push(e.duration); })
     .observe({ type: "longtask", buffered: false });
+  new PerformanceObserver((l) => {
+    for (const e of l.getEntries()) {
+      if (e.duration < 50) continue;
+      p.loaf.push({
+        duration: e.duration, blocking: e.blockingDuration,
+        style_layout: e.startTime + e.duration - e.styleAndLayoutStart,
+        render: e.renderStart ? e.styleAndLayoutStart - e.renderStart : 0,
+        scripts: e.scripts.map((s) => ({
+          invoker: s.invoker, fn: s.sourceFunctionName, src: s.sourceURL.split("/").pop(),
+          duration: s.duration, layout: s.forcedStyleAndLayoutDuration,
+        })),
+      });
+    }
+  }).observe({ type: "long-animation-frame", buffered: false });
   let last = performance.now();
   const tick = (t) => {
     p.frames.push(t - last); last = t; if (!p.stop) requestAnimationFrame(tick);
@@ -81,9 +100,11 @@ async def open_alerts(http: httpx.AsyncClient) -> int:
             return n
 
 
-async def prepare(http: httpx.AsyncClient, mqtt: aiomqtt.Client, alerts: int) -> int:
+async def prepare(
+    http: httpx.AsyncClient, mqtt: aiomqtt.Client, alerts: int, interval_s: float
+) -> int:
     for i in range(alerts):
-        r = await http.put(f"/api/v1/devices/ent{i % 20}/gd-{i}", json=DEVICE)
+        r = await http.put(f"/api/v1/devices/ent{i % 20}/gd-{i}", json=device(interval_s))
         r.raise_for_status()
     now = int(time.time() * 1000)
     for i in range(alerts):
@@ -127,8 +148,16 @@ async def measure(
         await page.wait_for_function(READY.format(n=args.alerts), timeout=120_000)
         loaded = time.monotonic() - t0
         await page.evaluate(PROBE)
+        cdp = await page.context.new_cdp_session(page) if args.profile else None
+        if cdp:
+            await cdp.send("Profiler.enable")
+            await cdp.send("Profiler.setSamplingInterval", {"interval": 200})
+            await cdp.send("Profiler.start")
         sent = await drive(mqtt, args.alerts, args.rate, args.seconds)
         await asyncio.sleep(3)  # the last transitions reach the screen
+        if cdp:
+            profile = (await cdp.send("Profiler.stop"))["profile"]
+            await asyncio.to_thread(Path(args.profile).write_text, json.dumps(profile))
         perf = await page.evaluate("() => { window.__yjPerf.stop = true; return window.__yjPerf; }")
         await page.close()
     return loaded, sent, perf
@@ -155,7 +184,7 @@ async def run(args: argparse.Namespace) -> None:
             async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30) as http:
                 await wait_ready(http, proc)
                 async with aiomqtt.Client("127.0.0.1", mqtt_port) as mqtt:
-                    opened = await prepare(http, mqtt, args.alerts)
+                    opened = await prepare(http, mqtt, args.alerts, args.interval)
                     loaded, sent, perf = await measure(base, mqtt, args)
         except BaseException:
             log.flush()
@@ -168,19 +197,33 @@ async def run(args: argparse.Namespace) -> None:
     report(args, opened, loaded, sent, perf)
 
 
+def spread(delays: list[float]) -> str:
+    return (
+        f"p50 {pct(delays, 0.5):.0f} ms, p95 {pct(delays, 0.95):.0f} ms, "
+        f"p99 {pct(delays, 0.99):.0f} ms, max {max(delays, default=float('nan')):.0f} ms"
+    )
+
+
+# The transitions the driver causes: each reading flips one alert between orange and red.
+DRIVEN = ("hazard escalated", "hazard deescalated")
+
+
 def report(args: argparse.Namespace, opened: int, loaded: float, sent: int, perf: Any) -> None:
     delays, frames, long = perf["delays"], perf["frames"][1:], perf["long"]
+    by_kind: dict[str, list[float]] = perf["byKind"]
     print(f"command: {' '.join([Path(sys.executable).name, *sys.argv])}")
     print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}, headless Chromium; "
           f"load average at the end {os.getloadavg()[0]:.1f}")  # fmt: skip
-    print(f"open alerts: {opened}; wall display loaded and live in {loaded:.1f} s")
+    print(f"open alerts: {opened}; points' interval_s {args.interval:g}; "
+          f"wall display loaded and live in {loaded:.1f} s")  # fmt: skip
     print(f"stream: {sent} readings sent at {args.rate}/s for {args.seconds} s; "
           f"{perf['drawn']} transitions drawn")  # fmt: skip
-    print(
-        f"SSE → drawn: p50 {pct(delays, 0.5):.0f} ms, p95 {pct(delays, 0.95):.0f} ms, "
-        f"p99 {pct(delays, 0.99):.0f} ms, max {max(delays, default=float('nan')):.0f} ms"
-    )
+    kinds = ", ".join(f"{k} {len(v)}" for k, v in sorted(by_kind.items()))
+    print(f"  by kind: {kinds or 'none'}")
+    driven = [d for k in DRIVEN for d in by_kind.get(k, [])]
+    print(f"SSE → drawn, the driven transitions ({len(driven)}): {spread(driven)}")
+    print(f"SSE → drawn, all transitions ({len(delays)}): {spread(delays)}")
     print(
         f"frame time: p50 {pct(frames, 0.5):.1f} ms, p95 {pct(frames, 0.95):.1f} ms, "
         f"max {max(frames, default=float('nan')):.1f} ms over {len(frames)} frames"
@@ -190,6 +233,15 @@ def report(args: argparse.Namespace, opened: int, loaded: float, sent: int, perf
         f"long tasks (> 50 ms): {len(long)}, longest {max(long, default=0):.0f} ms, "
         f"over 100 ms: {len(over)}"
     )
+    for f in sorted(perf["loaf"], key=lambda f: -f["duration"])[:5]:
+        scripts = "; ".join(
+            f"{s['invoker']} {s['fn'] or '?'}@{s['src']} {s['duration']:.0f} ms"
+            for s in sorted(f["scripts"], key=lambda s: -s["duration"])[:3]
+        )
+        print(
+            f"  long frame {f['duration']:.0f} ms (blocking {f['blocking']:.0f}): "
+            f"style+layout {f['style_layout']:.0f} ms; scripts: {scripts or 'none'}"
+        )
 
 
 def main() -> None:
@@ -197,6 +249,8 @@ def main() -> None:
     parser.add_argument("--alerts", type=int, default=2000)
     parser.add_argument("--rate", type=int, default=20)
     parser.add_argument("--seconds", type=int, default=30)
+    parser.add_argument("--interval", type=float, default=600, help="the points' interval_s")
+    parser.add_argument("--profile", help="write the stream phase's CPU profile (.cpuprofile)")
     asyncio.run(run(parser.parse_args()))
 
 

@@ -173,6 +173,24 @@ async def test_tokens_are_listed_without_secret_and_revoked(
     assert mine["id"] not in ids
 
 
+async def test_a_token_reads_its_own_role_and_level(
+    client: httpx.AsyncClient, pool: asyncpg.Pool
+) -> None:
+    """`GET /tokens/me`: what the console needs to offer only the hazard steps one may take."""
+    admin = await token(pool, Role.ADMIN, "*")
+    me = (await client.get("/api/v1/tokens/me", headers=admin)).json()
+    assert (me["name"], me["role"], me["tier"], me["enterprises"]) == (
+        "admin-user", "admin", None, ["*"],
+    )  # fmt: skip
+    city = {"name": "sup-suzhou", "role": "supervisor", "enterprises": ["*"],
+            "divisions": ["320500"]}  # fmt: skip
+    created = (await client.post("/api/v1/tokens", headers=admin, json=city)).json()
+    sup = {"Authorization": f"Bearer {created['token']}"}
+    me = (await client.get("/api/v1/tokens/me", headers=sup)).json()
+    assert (me["role"], me["tier"], me["divisions"]) == ("supervisor", "city", ["320500"])
+    problem(await client.get("/api/v1/tokens/me"), 401)
+
+
 async def test_a_webhook_for_every_enterprise_reads_back_star(
     client: httpx.AsyncClient, pool: asyncpg.Pool
 ) -> None:

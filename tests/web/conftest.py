@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from playwright.async_api import Browser, BrowserContext
@@ -47,3 +49,61 @@ async def context(browser: Browser, stack: Flow) -> AsyncIterator[BrowserContext
         yield ctx
     finally:
         await ctx.close()
+
+
+class CuttableLink:
+    """A TCP relay between the browser and the API that can drop every connection and refuse
+    new ones for a while: a network cut, with the request bytes kept to read headers from."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.up = True
+        self.sent: list[bytes] = []  # what the browser sent, as it arrived
+        self._links: set[asyncio.StreamWriter] = set()
+        self._server: asyncio.Server | None = None
+        self.port = 0
+
+    async def __aenter__(self) -> CuttableLink:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.cut()
+        if self._server:
+            self._server.close()
+            await self._server.wait_closed()
+
+    def cut(self) -> None:
+        self.up = False
+        for w in self._links:
+            w.transport.abort()
+        self._links.clear()
+
+    async def _accept(self, r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        if not self.up:
+            w.transport.abort()
+            return
+        ur, uw = await asyncio.open_connection(*self.target)
+        self._links |= {w, uw}
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter, keep: bool) -> None:
+            try:
+                while data := await src.read(65536):
+                    if keep:
+                        self.sent.append(data)
+                    dst.write(data)
+                    await dst.drain()
+            except ConnectionError:
+                pass
+            finally:
+                dst.transport.abort()
+
+        await asyncio.gather(pipe(r, uw, True), pipe(ur, w, False))
+
+
+@pytest.fixture
+async def cuttable(stack: Flow) -> AsyncIterator[CuttableLink]:
+    url = urlsplit(stack.base_url)
+    async with CuttableLink(url.hostname or "127.0.0.1", url.port or 80) as link:
+        yield link

@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import BrowserContext, Page, expect
+from playwright.async_api import Browser, BrowserContext, Page, expect
 
+from tests.web.conftest import CuttableLink
 from yujing.testing.flow import Flow, eventually
 from yujing.testing.registry import enterprise_record
 
@@ -189,3 +190,157 @@ async def test_the_register_fills_the_enterprise_table_and_map(
     await expect(table).to_contain_text(record["name"])
     await expect(table.locator("tbody tr").first).to_contain_text("红1")
     await expect(page.locator(".map canvas")).to_have_count(1)
+
+
+# A 1×1 PNG: the evidence upload checks the bytes, not the name.
+PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c489"
+    "0000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
+)
+
+
+async def token_for(flow: Flow, name: str, role: str) -> str:
+    body = {"name": name, "role": role, "enterprises": ["*"]}
+    r = await flow.http.post("/api/v1/tokens", json=body)
+    assert r.status_code == 201, r.text
+    return str(r.json()["token"])
+
+
+async def open_hazards(context: BrowserContext, flow: Flow, token: str) -> Page:
+    page = await context.new_page()
+    await page.goto(f"{flow.base_url}/console#token={token}")
+    await page.get_by_test_id("tab-hazards").click()
+    await expect(page.get_by_test_id("me")).to_be_visible()
+    return page
+
+
+async def test_a_hazard_walks_from_report_to_sign_off_through_the_console(
+    browser: Browser, stack: Flow, artefacts: Path
+) -> None:
+    """The enterprise's operator reports, confirms, plans, uploads evidence and marks it
+    rectified; a supervisor (not the rectifier) signs it off. Each sees only their steps."""
+    operator = await token_for(stack, "op-wang", "operator")
+    supervisor = await token_for(stack, "sup-li", "supervisor")
+    op_ctx = await browser.new_context(viewport={"width": 1920, "height": 1080})
+    sup_ctx = await browser.new_context(viewport={"width": 1920, "height": 1080})
+    try:
+        page = await open_hazards(op_ctx, stack, operator)
+        await expect(page.get_by_test_id("me")).to_contain_text("企业值班员")
+        await page.get_by_test_id("hazard-new").click()
+        form = page.get_by_test_id("hazard-report")
+        await form.locator('input[name="enterprise"]').fill("ent1")
+        await form.locator('input[name="site"]').fill("face-1")
+        await form.locator('select[name="category"]').select_option("coal.ventilation")
+        description = form.locator('textarea[name="description"]')
+        await description.fill("回风巷风量不足，局部通风机运转异常")
+        await page.get_by_test_id("hazard-submit").click()
+        detail = page.get_by_test_id("hazard-detail")
+        state = page.get_by_test_id("hazard-state")
+        await expect(state).to_have_text("已上报")
+        actions = page.get_by_test_id("hazard-actions")
+        await expect(actions.locator("button")).to_have_text(["确认隐患", "上传整改材料"])
+        hazard_id = await page.locator('[data-testid="hazards"] tr.sel').get_attribute("data-id")
+        assert hazard_id
+
+        async def step(action: str) -> None:
+            await actions.locator(f'button[data-action="{action}"]').click()
+
+        await step("confirm")
+        await page.get_by_test_id("hazard-act").click()
+        await expect(state).to_have_text("已确认")
+
+        await step("plan")
+        plan = detail.locator('form[data-form="plan"]')
+        await plan.locator('input[name="unit"]').fill("通风科")
+        await plan.locator('input[name="person"]').fill("张工")
+        await plan.locator('textarea[name="measures"]').fill("更换局部通风机，调整风门")
+        # the browser's local time; three days either way of any zone is still ahead
+        deadline = (datetime.now(UTC) + timedelta(days=3)).strftime("%Y-%m-%dT%H:%M")
+        await plan.locator('input[name="deadline"]').fill(deadline)
+        await page.get_by_test_id("hazard-act").click()
+        await expect(state).to_have_text("整改中")
+
+        # Marking it rectified before any evidence: the API's 422, shown in Chinese.
+        await step("rectified")
+        await detail.locator('textarea[name="note"]').fill("已更换局部通风机")
+        await page.get_by_test_id("hazard-act").click()
+        await expect(page.get_by_test_id("hazard-error")).to_have_text(
+            "填写不完整或有误：整改完成前须先上传整改照片或 PDF 材料"
+        )
+        await expect(state).to_have_text("整改中")
+
+        await step("evidence")
+        await detail.locator('input[name="file"]').set_input_files(
+            {"name": "通风机更换.png", "mimeType": "image/png", "buffer": PNG}
+        )
+        await page.get_by_test_id("hazard-act").click()
+        await expect(page.get_by_test_id("hazard-done")).to_contain_text("通风机更换.png")
+        evidence = page.get_by_test_id("hazard-steps").locator('li[data-step="evidence_added"] a')
+        await expect(evidence).to_have_text("通风机更换.png")
+
+        await step("rectified")
+        await detail.locator('textarea[name="note"]').fill("已更换局部通风机，风量恢复")
+        await page.get_by_test_id("hazard-act").click()
+        await expect(state).to_have_text("已整改待销号")
+        # The operator cannot review, so sign-off is not offered to them.
+        await expect(actions.locator('button[data-action="sign-off"]')).to_have_count(0)
+        await page.screenshot(path=str(artefacts / "console-hazard-operator.png"))
+
+        page = await open_hazards(sup_ctx, stack, supervisor)
+        await expect(page.get_by_test_id("me")).to_contain_text("监管人员")
+        await page.locator(f'[data-testid="hazards"] tr[data-id="{hazard_id}"]').click()
+        state = page.get_by_test_id("hazard-state")
+        await expect(state).to_have_text("已整改待销号")
+        actions = page.get_by_test_id("hazard-actions")
+        await expect(actions.locator('button[data-action="send-back"]')).to_have_count(1)
+        await actions.locator('button[data-action="sign-off"]').click()
+        await page.get_by_test_id("hazard-act").click()
+        await expect(state).to_have_text("已销号")
+        await expect(actions).to_contain_text("无可办理")
+        steps = page.get_by_test_id("hazard-steps").locator("li")
+        await expect(steps).to_have_count(6)
+        await expect(steps.last).to_contain_text("销号")
+        await expect(steps.last).to_contain_text("sup-li")
+        await page.screenshot(path=str(artefacts / "console-hazard-signed-off.png"))
+    finally:
+        await op_ctx.close()
+        await sup_ctx.close()
+
+    got = (await stack.http.get(f"/api/v1/hazards/{hazard_id}")).json()
+    assert got["state"] == "signed_off"
+    assert (got["rectified_by"], got["signed_off_by"]) == ("op-wang", "sup-li")
+    assert [s["transition"] for s in got["history"]] == [
+        "reported", "confirmed", "rectifying", "evidence_added", "rectified", "signed_off",
+    ]  # fmt: skip
+    assert got["evidence"][0]["filename"] == "通风机更换.png"
+
+
+async def test_a_dropped_stream_reconnects_and_misses_no_transition(
+    context: BrowserContext, stack: Flow, cuttable: CuttableLink
+) -> None:
+    """The network between the wall and the API is cut; a red is raised meanwhile; once the
+    link is back the screen resumes with Last-Event-ID and the replayed red is drawn."""
+    for device in ("gd-1", "gd-2"):
+        r = await stack.http.put(f"/api/v1/devices/ent1/{device}", json=detector())
+        assert r.status_code == 200
+    page = await context.new_page()
+    await page.goto(f"http://127.0.0.1:{cuttable.port}/#token={TOKEN}")
+    connection = page.get_by_test_id("connection")
+    await expect(connection).to_have_text("实时", timeout=15_000)
+    await leak(stack, "gd-2", [0.3, 1.2])  # an orange off the stream: the screen has an id
+    await expect(page.get_by_test_id("count-orange")).to_have_text("1", timeout=10_000)
+
+    cuttable.cut()
+    await expect(connection).to_have_text("连接中断，正在重连…")
+    before = len(cuttable.sent)
+    await leak(stack, "gd-1", [0.3, 1.6])
+    await eventually(lambda: red_of(stack, "gd-1"))  # raised while the screen was cut off
+    await expect(page.get_by_test_id("count-red")).to_have_text("0")
+
+    cuttable.up = True  # the screen retries after 1, 2, … at most 5 s
+    await expect(connection).to_have_text("实时", timeout=20_000)
+    row = page.locator('[data-testid="alarms"] tr[data-level="red"]')
+    await expect(row).to_have_count(1, timeout=10_000)
+    await expect(page.get_by_test_id("count-red")).to_have_text("1")
+    resumed = [b for b in cuttable.sent[before:] if b.startswith(b"GET /api/v1/alerts/stream")]
+    assert resumed and all(b"last-event-id: " in b.lower() for b in resumed)

@@ -1,12 +1,12 @@
 // The screen's shared state: the token, the connection, and the live alert table, redrawn at
-// most once per animation frame however fast transitions arrive.
+// most once per animation frame however fast transitions arrive. Each panel reads only its
+// own refs, so a transition re-renders the list it lands in, and the counters when a count
+// moved, not the whole wall.
 
 import { nextTick, reactive, shallowRef } from "vue";
 import { Api, ApiError } from "./lib/api";
 import { AlertFeed, type Connection } from "./lib/feed";
-import {
-  type Alert, AlertTable, type Change, countLive, emptyCounts, isOpen,
-} from "./lib/model";
+import { type Alert, AlertTable, type Change, type Counts, countLive, emptyCounts } from "./lib/model";
 
 export const session = reactive({
   token: null as string | null,
@@ -17,15 +17,18 @@ export const session = reactive({
 
 export const api = new Api("");
 export const table = new AlertTable();
-export const rows = shallowRef<Alert[]>([]);
+/** Open hazard alarms in board order, and device-health alarms apart (views of the table). */
+export const hazardRows = shallowRef<Alert[]>([]);
+export const healthRows = shallowRef<Alert[]>([]);
 export const counts = shallowRef(emptyCounts());
 export const healthCounts = shallowRef(emptyCounts());
 /** Alert id → started_at of alerts raised recently, for the 24-hour trend. */
 export const raisedAt = shallowRef(new Map<string, string>());
 
 /** Browser-side figures the bench reads: delay from reading a transition off the stream to
- * the frame that shows it, and long tasks. */
-export const perf = { delays: [] as number[], drawn: 0 };
+ * the frame that shows it, overall and by kind (`hazard escalated`, `health raised`, …), so
+ * the bench tells the transitions it drove from the others. */
+export const perf = { delays: [] as number[], drawn: 0, byKind: {} as Record<string, number[]> };
 (globalThis as unknown as { __yjPerf: typeof perf }).__yjPerf = perf;
 
 let feed: AlertFeed | null = null;
@@ -38,10 +41,18 @@ export function onTransition(fn: (c: Change) => void): () => void {
   return () => listeners.delete(fn);
 }
 
-function redraw(): void {
-  rows.value = table.sorted(isOpen);
-  counts.value = countLive(table.byId.values(), false);
-  healthCounts.value = countLive(table.byId.values(), true);
+function sameCounts(a: Counts, b: Counts): boolean {
+  return a.red === b.red && a.orange === b.orange && a.yellow === b.yellow && a.blue === b.blue;
+}
+
+function redraw(hazards = true, health = true): void {
+  // New arrays (the table's lists change in place) so that the lists' watchers see a change.
+  if (hazards) hazardRows.value = table.hazards.slice();
+  if (health) healthRows.value = table.health.slice();
+  const c = countLive(table.hazards, false);
+  if (!sameCounts(c, counts.value)) counts.value = c;
+  const h = countLive(table.health, true);
+  if (!sameCounts(h, healthCounts.value)) healthCounts.value = h;
 }
 
 function afterPaint(fn: () => void): void {
@@ -58,8 +69,12 @@ function flush(): void {
   const batch = pending;
   pending = [];
   let raised = false;
+  let hazards = false;
+  let health = false;
   for (const [change] of batch) {
     if (table.apply(change)) {
+      if (change.alert.health) health = true;
+      else hazards = true;
       if (change.transition === "raised" || change.transition === "reopened") raised = true;
       for (const fn of listeners) fn(change);
     }
@@ -68,11 +83,15 @@ function flush(): void {
     }
   }
   if (raised) raisedAt.value = new Map(raisedAt.value);
-  redraw();
+  redraw(hazards, health);
   void nextTick(() =>
     afterPaint(() => {
       const now = performance.now();
-      for (const [, at] of batch) perf.delays.push(now - at);
+      for (const [change, at] of batch) {
+        perf.delays.push(now - at);
+        const kind = `${change.alert.health ? "health" : "hazard"} ${change.transition}`;
+        (perf.byKind[kind] ??= []).push(now - at);
+      }
       perf.drawn += batch.length;
     }),
   );

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import {
-  AlertTable, compareAlerts, countLive, hourlyTrend, isLive, marks, needsAttention, shownLevel,
+  type Alert, AlertTable, boardOrder, compareAlerts, countLive, hourlyTrend, isLive, marks, needsAttention, shownLevel,
 } from "../src/lib/model";
 import { alert, change } from "./fixtures";
 
@@ -58,6 +58,34 @@ describe("the table", () => {
     expect(t.byId.get(a.id)?.state).toBe("acknowledged");
     expect(t.apply(change({ ...acked, seq: acked.seq + 1, state: "closed" }, "closed"))).toBe(true);
     expect(t.byId.size).toBe(0);
+    expect(t.hazards).toEqual([]);
+  });
+
+  it("keeps both lists in board order as changes arrive, as a full sort would", () => {
+    let seed = 7;
+    const random = (): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)] as T;
+    const start = Array.from({ length: 300 }, (_, i) =>
+      alert({ health: i % 5 === 0, level: pick(["red", "orange", "yellow", "blue"] as const),
+        changed_at: new Date(Date.UTC(2026, 11, 1, 10, i % 60)).toISOString() }));
+    const t = new AlertTable();
+    t.load(start);
+    let seq = 10_000;
+    for (let n = 0; n < 2000; n++) {
+      const held = pick([...t.byId.values()]);
+      if (!held) break;
+      const level = pick(["red", "orange", "yellow", "blue"] as const);
+      const state = pick(["active", "active", "acknowledged", "resolved", "closed"] as const);
+      const next: Alert = { ...held, seq: ++seq, level, state, suppressed: random() < 0.1,
+        // equal times happen (one reading moves several rules): ties are broken by seq
+        changed_at: new Date(Date.UTC(2026, 11, 1, 11, n % 7)).toISOString() };
+      t.apply(change(next, "escalated"));
+      if (state === "closed") t.apply(change(alert({ health: random() < 0.2, level }), "raised"));
+    }
+    const all = [...t.byId.values()];
+    expect(t.hazards.map((a) => a.id)).toEqual(boardOrder(all.filter((a) => !a.health)).map((a) => a.id));
+    expect(t.health.map((a) => a.id)).toEqual(boardOrder(all.filter((a) => a.health)).map((a) => a.id));
+    expect(t.hazards.length + t.health.length).toBe(t.byId.size);
   });
 });
 

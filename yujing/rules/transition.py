@@ -46,12 +46,25 @@ class Transition(msgspec.Struct, frozen=True, kw_only=True):
         name = self.rule_name or self.rule_id
         if self.value is None or self.threshold is None:
             return f"{name}（{state}）"
-        unit = f" {self.unit}" if self.unit else ""
         if to > Level(self.from_level):
             op = "≥" if self.direction == "above" else "≤"
         else:
             op = "<" if self.direction == "above" else ">"
+        if self.unit == "s":  # a silence or a stuck value: `关键测点离线 56 秒 ≥ 15 秒（蓝色）`
+            took, limit = _duration_zh(self.value), _duration_zh(self.threshold)
+            return f"{name} {took} {op} {limit}（{state}）"
+        unit = f" {self.unit}" if self.unit else ""
         return f"{name} {self.value:g}{unit} {op} {self.threshold:g}（{state}）"
+
+
+def _duration_zh(seconds: float) -> str:
+    """A duration for people, in Chinese: whole seconds up to 2 minutes, then minutes, then
+    hours (`56 秒`, `15 分钟`, `2 小时`) — never `55.983 s`."""
+    if seconds < 120:
+        return f"{seconds:.0f} 秒"
+    if seconds < 7200:
+        return f"{seconds / 60:.3g} 分钟"
+    return f"{seconds / 3600:.3g} 小时"
 
 
 # The 突发事件应对法 (art. 42) marks the four warning grades 红色、橙色、黄色、蓝色.

@@ -73,6 +73,15 @@ export class Api {
     return (await r.json()) as T;
   }
 
+  /** A file as multipart `file` (the hazards' evidence upload). */
+  async upload<T>(path: string, file: Blob, filename: string): Promise<T> {
+    const form = new FormData();
+    form.append("file", file, filename);
+    const r = await this.raw(path, { method: "POST", body: form });
+    if (!r.ok) throw await problemOf(r);
+    return (await r.json()) as T;
+  }
+
   async send<T>(method: string, path: string, body?: unknown): Promise<T> {
     const r = await this.raw(path, {
       method,

@@ -72,7 +72,36 @@ const zh = {
     period: "回测时段（小时）", saved: "已保存为第 {v} 版",
   },
   dead: { received: "接收时间", topic: "主题", reason: "原因", detail: "说明" },
-  error: { failed: "操作失败：{detail}" },
+  hz: {
+    report: "上报隐患", reported: "已上报", list: "隐患列表", overdue: "逾期", onlyOverdue: "仅逾期",
+    grade: { general: "一般隐患", major: "重大事故隐患" },
+    state: { reported: "已上报", confirmed: "已确认", rectifying: "整改中", rectified: "已整改待销号", signed_off: "已销号", dismissed: "已驳回" },
+    source: { alarm: "报警", inspection: "检查", self_check: "自查", public_report: "举报" },
+    step: {
+      reported: "上报", proposed: "系统提出", confirmed: "确认", dismissed: "驳回", rectifying: "制定整改方案",
+      evidence_added: "上传整改材料", rectified: "整改完成", sent_back: "退回整改", signed_off: "销号",
+      listed: "挂牌督办", linked: "关联报警", overdue: "逾期", escalated: "逐级上报",
+    },
+    tier: { county: "县级", city: "市级", province: "省级", enterprise: "企业" },
+    action: {
+      confirm: "确认隐患", plan: "制定整改方案", evidence: "上传整改材料", rectified: "整改完成",
+      "sign-off": "销号", "send-back": "退回整改", dismiss: "驳回", list: "挂牌督办",
+    },
+    col: {
+      id: "编号", grade: "等级", category: "类别", description: "隐患描述", state: "状态", source: "来源",
+      reportedAt: "上报时间", reportedBy: "上报人", due: "整改期限", unit: "责任单位", person: "责任人",
+      measures: "整改措施", reason: "原因", sentBack: "退回次数", listed: "挂牌督办", alerts: "关联报警",
+      evidence: "整改材料", steps: "办理过程", rectifiedBy: "整改人", signedOffBy: "销号人", confirmedBy: "确认人",
+      escalated: "已上报至",
+    },
+    field: {
+      note: "说明（可选）", rectifiedNote: "整改情况说明", reason: "原因", deadline: "期限",
+      regrade: "等级（可改）", file: "照片或 PDF", upload: "上传", site: "场所（可选）",
+    },
+    you: "当前身份：{name}（{role}{tier}）", role: { operator: "企业值班员", supervisor: "监管人员", viewer: "查看者", admin: "管理员" },
+    noActions: "当前身份在此状态下无可办理的步骤", none: "暂无隐患", done: "已办理：{step}", uploaded: "已上传：{name}",
+    download: "下载",
+  },
 };
 
 type Messages = typeof zh;
@@ -146,7 +175,37 @@ const en: Messages = {
     period: "Backtest period (hours)", saved: "Saved as version {v}",
   },
   dead: { received: "Received", topic: "Topic", reason: "Reason", detail: "Detail" },
-  error: { failed: "Failed: {detail}" },
+  hz: {
+    report: "Report a hazard", reported: "Reported", list: "Hazards", overdue: "Overdue", onlyOverdue: "Overdue only",
+    grade: { general: "General", major: "Major" },
+    state: { reported: "Reported", confirmed: "Confirmed", rectifying: "Rectifying", rectified: "Rectified, awaiting sign-off", signed_off: "Signed off", dismissed: "Dismissed" },
+    source: { alarm: "Alarm", inspection: "Inspection", self_check: "Self-check", public_report: "Public report" },
+    step: {
+      reported: "reported", proposed: "proposed by yujing", confirmed: "confirmed", dismissed: "dismissed",
+      rectifying: "rectification planned", evidence_added: "evidence added", rectified: "rectified",
+      sent_back: "sent back", signed_off: "signed off", listed: "listed for supervision", linked: "alerts linked",
+      overdue: "overdue", escalated: "escalated",
+    },
+    tier: { county: "county", city: "city", province: "province", enterprise: "enterprise" },
+    action: {
+      confirm: "Confirm", plan: "Plan rectification", evidence: "Upload evidence", rectified: "Mark rectified",
+      "sign-off": "Sign off", "send-back": "Send back", dismiss: "Dismiss", list: "List for supervision",
+    },
+    col: {
+      id: "Id", grade: "Grade", category: "Category", description: "Description", state: "State", source: "Source",
+      reportedAt: "Reported", reportedBy: "Reported by", due: "Deadline", unit: "Responsible unit", person: "Responsible person",
+      measures: "Measures", reason: "Reason", sentBack: "Sent back", listed: "Listed", alerts: "Linked alerts",
+      evidence: "Evidence", steps: "Steps", rectifiedBy: "Rectified by", signedOffBy: "Signed off by", confirmedBy: "Confirmed by",
+      escalated: "Escalated to",
+    },
+    field: {
+      note: "Note (optional)", rectifiedNote: "What was done", reason: "Reason", deadline: "Deadline",
+      regrade: "Grade (may change)", file: "Photo or PDF", upload: "Upload", site: "Site (optional)",
+    },
+    you: "Signed in as {name} ({role}{tier})", role: { operator: "operator", supervisor: "supervisor", viewer: "viewer", admin: "admin" },
+    noActions: "Nothing you may do in this state", none: "No hazards", done: "Done: {step}", uploaded: "Uploaded: {name}",
+    download: "Download",
+  },
 };
 
 export const messages = { "zh-CN": zh, en };

@@ -83,8 +83,8 @@ export function shownLevel(a: Alert): Level {
 const STATE_ORDER: Record<State, number> = { active: 0, acknowledged: 1, resolved: 2, closed: 3 };
 
 /** The board's sort key, smallest first: state, then live before marked, then level
- * (highest first), then the newest change, then seq. Numbers only, so sorting 2,000 alerts
- * every frame stays well under a millisecond. */
+ * (highest first), then the newest change, then seq. Numbers only, computed once per
+ * version of an alert. */
 function sortKey(a: Alert): [number, number, number, number, number] {
   const marked = Number(!isLive(a) && a.state !== "resolved");
   return [STATE_ORDER[a.state], marked, -rank(shownLevel(a)), -Date.parse(a.changed_at), -a.seq];
@@ -130,29 +130,80 @@ export function needsAttention(a: Alert): boolean {
   return a.state === "active" && a.level === "red" && !a.suppressed && !a.unreliable;
 }
 
+/** The first index in `list` (ordered by `keys`) whose key is not below `key`. */
+function lowerBound(list: Alert[], keys: Map<string, number[]>, key: number[]): number {
+  let lo = 0;
+  let hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    const at = list[mid];
+    if (at && compareKeys(keys.get(at.id) ?? [], key) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
 /**
- * The alerts the screen holds, by id. `apply` takes a change from the stream and ignores one
- * older than what is held (a replay after reconnecting may repeat a change).
+ * The alerts the screen holds, by id, and in board order: hazard alarms and device-health
+ * alarms in two lists, kept ordered as changes arrive (a change moves one alert: a binary
+ * search and a splice, not a sort of 2,000 per frame). `apply` takes a change from the
+ * stream and ignores one older than what is held (a replay after reconnecting may repeat
+ * a change); a closed alert leaves the table.
  */
 export class AlertTable {
   readonly byId = new Map<string, Alert>();
+  /** Board order (`compareAlerts`) of the open hazard alarms, and of the device-health ones. */
+  readonly hazards: Alert[] = [];
+  readonly health: Alert[] = [];
+  private readonly keys = new Map<string, number[]>();
 
   load(items: Alert[]): void {
     this.byId.clear();
-    for (const a of items) this.byId.set(a.id, a);
+    this.keys.clear();
+    for (const a of items) if (a.state !== "closed") this.byId.set(a.id, a);
+    const ordered = boardOrder(this.byId.values());
+    this.hazards.length = 0;
+    this.health.length = 0;
+    for (const a of ordered) {
+      this.keys.set(a.id, sortKey(a));
+      this.listOf(a).push(a);
+    }
   }
 
   /** Returns true when the change was new to the table. */
   apply(change: Change): boolean {
-    const held = this.byId.get(change.alert.id);
-    if (held && held.seq >= change.alert.seq) return false;
-    if (change.alert.state === "closed") this.byId.delete(change.alert.id);
-    else this.byId.set(change.alert.id, change.alert);
+    const next = change.alert;
+    const held = this.byId.get(next.id);
+    if (held && held.seq >= next.seq) return false;
+    if (held) this.remove(held);
+    if (next.state === "closed") {
+      this.byId.delete(next.id);
+    } else {
+      this.byId.set(next.id, next);
+      this.insert(next);
+    }
     return true;
   }
 
-  sorted(filter: (a: Alert) => boolean = () => true): Alert[] {
-    return boardOrder([...this.byId.values()].filter(filter));
+  private listOf(a: Alert): Alert[] {
+    return a.health ? this.health : this.hazards;
+  }
+
+  private insert(a: Alert): void {
+    const key = sortKey(a);
+    this.keys.set(a.id, key);
+    const list = this.listOf(a);
+    list.splice(lowerBound(list, this.keys, key), 0, a);
+  }
+
+  private remove(a: Alert): void {
+    const list = this.listOf(a);
+    const key = this.keys.get(a.id);
+    let i = key ? lowerBound(list, this.keys, key) : 0;
+    while (i < list.length && list[i]?.id !== a.id) i++; // equal keys sit together
+    if (i >= list.length) i = list.findIndex((x) => x.id === a.id);
+    if (i >= 0) list.splice(i, 1);
+    this.keys.delete(a.id);
   }
 }
 

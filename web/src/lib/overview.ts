@@ -26,11 +26,29 @@ export interface Device {
   site: string;
 }
 
+// Devices per (enterprise, site), counted once per device list: the wall redraws the table
+// as alarms move, while the device list changes every 15 s at most.
+const perSite = new WeakMap<Device[], Map<string, [string, string, number]>>();
+
+function devicesPerSite(devices: Device[]): Map<string, [string, string, number]> {
+  let m = perSite.get(devices);
+  if (!m) {
+    m = new Map();
+    for (const d of devices) {
+      const k = `${d.enterprise}/${d.site}`;
+      const got = m.get(k);
+      if (got) got[2] += 1;
+      else m.set(k, [d.enterprise, d.site, 1]);
+    }
+    perSite.set(devices, m);
+  }
+  return m;
+}
+
 /** One row per (enterprise, site): its devices and its live hazard alarms. */
 export function bySite(devices: Device[], alerts: Iterable<Alert>): OverviewItem[] {
   const rows = new Map<string, OverviewItem>();
-  const row = (enterprise: string, site: string): OverviewItem => {
-    const k = `${enterprise}/${site}`;
+  const row = (enterprise: string, site: string, k = `${enterprise}/${site}`): OverviewItem => {
     let r = rows.get(k);
     if (!r) {
       r = { enterprise, name: site, site, colour: null, active: emptyCounts(), devices: 0 };
@@ -38,7 +56,7 @@ export function bySite(devices: Device[], alerts: Iterable<Alert>): OverviewItem
     }
     return r;
   };
-  for (const d of devices) row(d.enterprise, d.site).devices += 1;
+  for (const [k, [enterprise, site, n]] of devicesPerSite(devices)) row(enterprise, site, k).devices = n;
   for (const a of alerts) {
     if (!isLive(a) || a.health) continue;
     const r = row(a.enterprise, a.site ?? "-");

@@ -16,10 +16,24 @@ function format(zone: string): Intl.DateTimeFormat {
   return f;
 }
 
+// The wall formats the same few hundred times on every redraw; Intl's formatToParts is the
+// slow part, so each (zone, time) is formatted once (the cache is dropped when it grows).
+const formatted = new Map<string, string>();
+
 /** `2026-12-01 23:05:07` in `zone`; empty for a missing time. The same in both languages,
  * so a time read aloud over the radio is never ambiguous. */
 export function formatTime(iso: string | number | null | undefined, zone = DEFAULT_ZONE): string {
   if (iso === null || iso === undefined || iso === "") return "";
+  const key = `${zone} ${iso}`;
+  const seen = formatted.get(key);
+  if (seen !== undefined) return seen;
+  const out = formatUncached(iso, zone);
+  if (formatted.size >= 10_000) formatted.clear();
+  formatted.set(key, out);
+  return out;
+}
+
+function formatUncached(iso: string | number, zone: string): string {
   const t = typeof iso === "number" ? iso : Date.parse(iso);
   if (Number.isNaN(t)) return "";
   const p: Record<string, string> = {};

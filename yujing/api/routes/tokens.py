@@ -12,8 +12,9 @@ from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, Field
 
 from yujing.api.auth import Principal, Role, create_token, digest
-from yujing.api.deps import Admin, Pool
+from yujing.api.deps import Admin, Pool, Viewer
 from yujing.api.problems import Problem
+from yujing.api.routes.hazards import actor_of
 from yujing.names import IDENTIFIER
 from yujing.registry import divisions
 from yujing.registry.scope import Scope
@@ -95,6 +96,32 @@ async def create(body: TokenCreate, principal: Admin, pool: Pool) -> TokenCreate
     )
     row = await pool.fetchrow("SELECT * FROM api_tokens WHERE token_sha256 = $1", digest(token))
     return TokenCreated(**_public(row).model_dump(), token=token)
+
+
+class Me(BaseModel):
+    """The caller's own token: what a screen needs to offer only the steps it may take."""
+
+    name: str
+    role: str
+    tier: str | None = Field(
+        description="a supervisor's level, county | city | province (from the division"
+        " scope, as the hazard steps read it); null for the other roles"
+    )
+    enterprises: list[str]
+    divisions: list[str]
+    sectors: list[str]
+    parks: list[str]
+
+
+@router.get("/me", response_model=Me)
+async def me(principal: Viewer) -> Me:
+    """Any role: the name, role, level and scope of the token that asks."""
+    tier = actor_of(principal).tier
+    return Me(
+        name=principal.name, role=principal.role.name.lower(),
+        tier=tier.word if tier else None,
+        **principal.jurisdiction.public(),
+    )  # fmt: skip
 
 
 @router.get("", response_model=TokenPage)

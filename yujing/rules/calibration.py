@@ -9,6 +9,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime, time, timedelta, timezone
 
 import msgspec
+import numpy as np
 
 from yujing.ingest.batch import DeviceInfo
 from yujing.levels import Level
@@ -77,14 +78,17 @@ class Calibrations(Kind):
             del self.level[k]
 
     def snapshot(self, part: Part) -> Section | None:
+        if not self.level:
+            return None
+        s = self.series
+        inside = np.zeros(len(s.devices), np.bool_)
+        inside[part.devices] = True
         out: Section = []
-        devices = self.series.devices
-        for d in part.devices.tolist():
-            key = devices[d].key
-            for rid in self.entries:
-                lv = self.level.get((rid, key))
-                if lv is not None:
-                    out.append((rid, key, lv))
+        for (rid, dk), lv in self.level.items():
+            enterprise, _, device = dk.partition("/")
+            idx = s.device_index.get((enterprise, device))
+            if idx is not None and inside[idx]:
+                out.append((rid, dk, lv))
         return out or None
 
     def restore(self, pieces: Sequence[tuple[bytes, Restored]]) -> None:

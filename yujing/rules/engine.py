@@ -369,6 +369,7 @@ class Engine:
             changed: list[int] = []
             for info in snap.devices:
                 idx, is_changed = s.add_device(info, partition)
+                s.device_partition[idx] = partition
                 dev_idx.append(idx)
                 if is_changed:
                     changed.append(idx)

@@ -85,6 +85,7 @@ class Series:
             self.by_enterprise.setdefault(info.enterprise, {})[info.device] = idx
             self.devices.append(info)
             self.device_partition = grow(self.device_partition, idx + 1, partition)  # type: ignore[assignment]
+            self.device_partition[idx] = partition  # (grow fills only when it grows)
             self.touched = grow(self.touched, idx + 1, False)  # type: ignore[assignment]
             self.touched[idx] = True
             self._note_uid(info, idx)

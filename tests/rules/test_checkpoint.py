@@ -8,11 +8,13 @@ import asyncpg
 import pytest
 
 from yujing import db
+from yujing.ingest.batch import ReadingBatch
 from yujing.ingest.bus import Record, Topics
 from yujing.rules.checkpoint import Checkpoints
 from yujing.rules.engine import Engine
 from yujing.rules.packs import default_rules
 from yujing.rules.testing import gas, series
+from yujing.rules.transition import Transition
 
 pytestmark = pytest.mark.integration
 T0 = 1_763_856_000_000
@@ -41,11 +43,11 @@ def levels(engine: Engine) -> dict[str, int]:
     }
 
 
-async def evaluate(cp: Checkpoints, engine: Engine, recs: list[Record]) -> None:
-    from yujing.ingest.batch import ReadingBatch
-
+async def evaluate(cp: Checkpoints, engine: Engine, recs: list[Record]) -> list[Transition]:
+    out = []
     for rec in await cp.admit(engine, recs):
-        engine.on_batch(ReadingBatch.from_bytes(rec.value), rec.partition)
+        out.extend(engine.on_batch(ReadingBatch.from_bytes(rec.value), rec.partition))
+    return out
 
 
 async def test_a_stale_writer_is_refused_and_drops_the_partition(pool: asyncpg.Pool) -> None:
@@ -171,3 +173,18 @@ def test_a_loaded_device_belongs_to_the_partition_it_was_loaded_from() -> None:
     assert [b.series.devices[d].device for d in b.series.of_partition(1)] == ["d1", "d3"]
     assert [b.series.devices[d].device for d in b.series.of_partition(0)] == ["d0", "d2", "d4"]
     assert b.snapshot(1) == a.snapshot(1)
+
+
+async def test_a_removed_device_is_not_in_the_next_snapshot(pool: asyncpg.Pool) -> None:
+    a = Engine(RULES)
+    cp = Checkpoints(pool, "g", durable_offsets=True)
+    await evaluate(cp, a, records(0, [1.2] * 20))
+    await cp.save(a, None)
+    a.device_removed("e1", "d4")
+    await cp.save(a, None)
+    b = Engine(RULES)
+    got = await evaluate(Checkpoints(pool, "g", durable_offsets=True), b, records(1, [1.6] * 20))
+    # d4 is judged afresh (its orange was not restored); the others go on from orange
+    assert {t.device: t.from_level for t in got if t.rule_id == "coal-face-ch4"} == {
+        d.device: 0 if d.device == "d4" else 3 for d in DEVICES
+    }

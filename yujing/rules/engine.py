@@ -293,6 +293,7 @@ class Engine:
         if sids:
             self._drop_series(sids)
         self.series.forget((enterprise, device))
+        self.changed_all = True  # snapshots are written whole, without it
 
     def device_changed(self, enterprise: str, device: str) -> None:
         """The registry changed a device record; its next batch rebinds its series."""
@@ -325,6 +326,7 @@ class Engine:
         (`Series.changed`), unless most of them changed."""
         s = self.series
         devs = s.of_partition(partition) if series else np.empty(0, np.intp)
+        devs = devs[s.device_rev[devs] != -1]  # removed devices (and dropped partitions)
         if not full:
             changed = s.changed(devs)
             full = 2 * len(changed) > len(devs) > 0

@@ -168,7 +168,6 @@ class Health(Kind):
     ) -> list[tuple[int, Transition]]:
         """One reading per slot (`ks[i]` gets reading `rows[i]`), all slots at once."""
         c = self.slots.col
-        series.touch(self.slots.series[ks])
         mode = c["mode"][ks]
         level = c["level"][ks]
         t = batch.ts[rows]
@@ -194,6 +193,8 @@ class Health(Kind):
             new[held] = np.maximum(level[held], grown)
         change = np.flatnonzero(new != level)
         c["level"][ks[change]] = new[change]
+        # what a snapshot must see again: a fault run's start, a stuck run's anchor, a level
+        series.touch(self.slots.series[ks[is_fault | moved | (new != level)]])
         return [
             (int(rows[i]), self._transition(int(ks[i]), int(level[i]), int(new[i]), int(t[i]),
                                             float(v[i]), series))

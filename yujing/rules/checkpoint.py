@@ -144,7 +144,9 @@ class Checkpoints:
             # A snapshot from an older format: the partition starts empty (from the
             # committed offset); the next checkpoint writes it anew.
             log.warning("snapshot of %s[%d] not readable, starting it empty: %s", *tp, exc)
-            engine.drop_partition(tp[1], series=True, events=tp[0] == Topics.EVENTS)
+            engine.drop_partition(
+                tp[1], series=tp[0] == Topics.READINGS, events=tp[0] == Topics.EVENTS
+            )
             return
         chain.base, chain.deltas = len(base), len(deltas)
         chain.delta_bytes = sum(len(p) for p in parts[1:])

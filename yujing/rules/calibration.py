@@ -5,15 +5,22 @@ reports is still judged once the engine has seen it."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import datetime, time, timedelta, timezone
+
+import msgspec
+import numpy as np
 
 from yujing.ingest.batch import DeviceInfo
 from yujing.levels import Level
 from yujing.rules.emit import RuleEntry
+from yujing.rules.kind import Carried, Indexed, Kind, Owned, Part, Restored
 from yujing.rules.model import CalibrationRule
 from yujing.rules.series import Series
 from yujing.rules.transition import Transition
+
+# Snapshot section: (rule id, device key, level) for the part's devices.
+Section = list[tuple[str, str, int]]
 
 
 def due_ms(text: str, utc_offset_h: float) -> int | None:
@@ -33,8 +40,13 @@ def due_ms(text: str, utc_offset_h: float) -> int | None:
     return round(when.timestamp() * 1000)
 
 
-class Calibrations:
-    def __init__(self) -> None:
+class Calibrations(Kind):
+    name = "calibration"
+    rules = (CalibrationRule,)
+    point_alerts = False
+
+    def __init__(self, series: Series) -> None:
+        self.series = series
         self.entries: dict[str, RuleEntry] = {}
         self.level: dict[tuple[str, str], int] = {}  # (rule id, device key) → level now
         self._due: dict[str, dict[int, int]] = {}  # rule id → engine device index → due ms
@@ -45,12 +57,13 @@ class Calibrations:
         """New or changed device records: the next tick reads their due dates."""
         self._stale = True
 
-    def bind(self, entry: RuleEntry) -> None:
+    def bind(self, entry: RuleEntry, sids: list[int], carried: Carried) -> None:
         self.entries[entry.id] = entry
         self._due[entry.id], self._seen[entry.id] = {}, []
         self._stale = True
+        self.level.update(carried)
 
-    def unbind(self, entry: RuleEntry) -> dict[tuple[str, str], int]:
+    def unbind(self, entry: RuleEntry) -> Carried:
         self.entries.pop(entry.id, None)
         self._due.pop(entry.id, None)
         self._seen.pop(entry.id, None)
@@ -59,8 +72,29 @@ class Calibrations:
             del self.level[k]
         return kept
 
-    def carry(self, kept: dict[tuple[str, str], int]) -> None:
-        self.level.update(kept)
+    def drop(self, partition: int, keys: Collection[str]) -> None:
+        gone = set(keys)
+        for k in [k for k in self.level if k[1] in gone]:
+            del self.level[k]
+
+    def snapshot(self, part: Part) -> Section | None:
+        if not self.level:
+            return None
+        s = self.series
+        inside = np.zeros(len(s.devices), np.bool_)
+        inside[part.devices] = True
+        out: Section = []
+        for (rid, dk), lv in self.level.items():
+            enterprise, _, device = dk.partition("/")
+            idx = s.device_index.get((enterprise, device))
+            if idx is not None and inside[idx]:
+                out.append((rid, dk, lv))
+        return out or None
+
+    def restore(self, pieces: Sequence[tuple[bytes, Restored]]) -> None:
+        for data, _ in pieces:
+            for rid, dk, lv in msgspec.msgpack.decode(data, type=Section):
+                self.level[(rid, dk)] = lv
 
     def _refresh(self, rule: CalibrationRule, series: Series) -> dict[int, int]:
         """Due dates of new devices, and of devices whose record changed."""
@@ -73,7 +107,11 @@ class Calibrations:
             else:
                 seen.append(info)
             text = info.tags.get(rule.due_tag)
-            ok = text is not None and rule.select.matches(info.kind, None, info.tags)
+            ok = (
+                text is not None
+                and info.rev != -1  # removed, or its partition moved to another engine
+                and rule.select.matches(info.kind, None, info.tags)
+            )
             when = due_ms(text, rule.utc_offset_h) if ok and text is not None else None
             if when is None:
                 due.pop(idx, None)
@@ -81,9 +119,10 @@ class Calibrations:
                 due[idx] = when
         return due
 
-    def on_tick(
-        self, now_ms: int, series: Series, owned: Collection[int] | None
-    ) -> list[Transition]:
+    def on_tick(self, now_ms: int, owned: Owned) -> Indexed:
+        return [(0, t) for t in self._tick(now_ms, self.series, owned.partitions)]
+
+    def _tick(self, now_ms: int, series: Series, owned: Collection[int] | None) -> list[Transition]:
         out = []
         stale, self._stale = self._stale, False
         for entry in self.entries.values():
@@ -100,6 +139,7 @@ class Calibrations:
                 if after == before:
                     continue
                 self.level[key] = after
+                series.touched[idx] = True
                 out.append(_transition(entry, rule, info, before, after, now_ms, when))
         return out
 

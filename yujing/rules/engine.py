@@ -1,7 +1,8 @@
 """The rule engine: pure, no I/O, the clock passed in. Batches in, transitions out.
 
 Rules are bound to series as series appear (from the device records batches carry) and
-when rules change; each rule kind keeps its per-series state in numpy columns (`Slots`).
+when rules change. Each rule kind (`kind.Kind`) keeps its rules' state and its own snapshot
+section; the engine owns the series and the order of outputs, and loops over the kinds.
 """
 
 from __future__ import annotations
@@ -18,18 +19,12 @@ from yujing.registry.sectors import effective_state
 from yujing.rules.calibration import Calibrations
 from yujing.rules.emit import RuleEntry
 from yujing.rules.health import Health
-from yujing.rules.model import (
-    CalibrationRule,
-    CompositeRule,
-    EventRule,
-    RateRule,
-    Rule,
-    ThresholdRule,
-    site_states,
-)
+from yujing.rules.kind import Carried, Indexed, Kind, Owned, Part, Readings, Restored
+from yujing.rules.model import Rule, site_states
 from yujing.rules.rate import Rates
-from yujing.rules.series import Runs, Series
+from yujing.rules.series import NONE_TS, Runs, Series
 from yujing.rules.signals import Composites, EventCounts
+from yujing.rules.snapshot import Snapshot, decode, encode
 from yujing.rules.threshold import Thresholds
 from yujing.rules.transition import Transition
 
@@ -42,12 +37,20 @@ class Engine:
         """`route_groups`: group rules are judged by their group's owner (`groups.py`),
         this engine only leaves their member changes in `composites.outbox`."""
         self.series = Series()
-        self.thresholds = Thresholds()
-        self.health = Health()
-        self.rates = Rates()
+        self.thresholds = Thresholds(self.series, self._gate)
+        self.health = Health(self.series)
+        self.rates = Rates(self.series)
         self.events = EventCounts()
-        self.composites = Composites(routed=route_groups)
-        self.calibrations = Calibrations()
+        self.composites = Composites(self.series, routed=route_groups)
+        self.calibrations = Calibrations(self.series)
+        # In this order: series kinds evaluate readings in it, and the clock's transitions
+        # of kinds that are not point alerts follow in it.
+        self.kinds: list[Kind] = [
+            self.thresholds, self.health, self.rates, self.events, self.composites,
+            self.calibrations,
+        ]  # fmt: skip
+        self._kind_of = {cls: k for k in self.kinds for cls in k.rules}
+        self._series_kinds = [k for k in self.kinds if k.per_series]
         self.entries: dict[str, RuleEntry] = {}
         self._next_index = 0
         # What rules see of a site: the stricter of its own state and its enterprise's.
@@ -60,7 +63,9 @@ class Engine:
         # The engine's clock (last tick): rules with `off_hours` apply only when it is off
         # hours; their gate changes on the tick, like a site state change.
         self.clock_ms: int | None = None
-        self._off_hours: dict[str, bool] = {}
+        # A change that touched every partition's state (rules, site states): the next
+        # checkpoint writes whole snapshots, not deltas.
+        self.changed_all = True
         self.set_rules(rules)
 
     # ---- rules -------------------------------------------------------------------------
@@ -70,13 +75,14 @@ class Engine:
         their slots; a rule with a new version keeps each series' current level (so an
         open alert is neither orphaned nor raised again) and restarts its timers."""
         wanted = {r.id: (r, v) for r, v in rules if r.enabled}
-        carried: dict[str, dict[Any, int]] = {}
+        carried: dict[str, Carried] = {}
         for rid, entry in list(self.entries.items()):
             keep = wanted.get(rid)
             if keep is not None and keep[1] == entry.version and keep[0] == entry.rule:
                 continue
-            carried[rid] = self._unbind(entry)
+            carried[rid] = self._kind(entry.rule).unbind(entry)
             del self.entries[rid]
+            self.changed_all = True
         for rid, (rule, version) in wanted.items():
             if rid in self.entries:
                 continue
@@ -84,74 +90,24 @@ class Engine:
             self._next_index += 1
             self.entries[rid] = entry
             self._bind_rule(entry, carried.get(rid, {}))
-        self.thresholds.slots.compact()
-        self.health.compact()
+            self.changed_all = True
 
-    def _unbind(self, entry: RuleEntry) -> dict[Any, int]:
-        if isinstance(entry.rule, CalibrationRule):
-            return self.calibrations.unbind(entry)
-        if isinstance(entry.rule, EventRule):
-            return self.events.unbind(entry)
-        if isinstance(entry.rule, CompositeRule):
-            return self.composites.unbind(entry)
-        if isinstance(entry.rule, RateRule):
-            return self.rates.unbind(entry)
-        if isinstance(entry.rule, ThresholdRule):
-            slots = self.thresholds.slots
-            k = slots.of_rule(entry.index)
-            levels = dict(
-                zip(slots.series[k].tolist(), slots.col["level"][k].tolist(), strict=True)
-            )
-            slots.remove(k)
-            return levels
-        return self.health.unbind(entry)
+    def _kind(self, rule: Rule) -> Kind:
+        return self._kind_of[type(rule)]
 
-    def _bind_rule(self, entry: RuleEntry, carried: dict[int, int]) -> None:
-        rule = entry.rule
-        if isinstance(rule, CalibrationRule):
-            self.calibrations.bind(entry)
-            self.calibrations.carry(carried)  # type: ignore[arg-type]
+    def _bind_rule(self, entry: RuleEntry, carried: Carried) -> None:
+        kind = self._kind(entry.rule)
+        if not kind.per_series:
+            kind.bind(entry, [], carried)
             return
-        if isinstance(rule, EventRule):
-            self.events.bind(entry, carried)
-            return
-        if isinstance(rule, CompositeRule):
-            self.composites.bind(entry, carried)
-            return
-        sel = rule.select
+        sel = entry.rule.select
         candidates: set[int] = set()
-        for (kind, point), sids in self.by_kind_point.items():
-            if (sel.device_kind in (None, kind)) and (sel.point in (None, point)):
+        for (dkind, point), sids in self.by_kind_point.items():
+            if (sel.device_kind in (None, dkind)) and (sel.point in (None, point)):
                 candidates |= sids
-        self._bind_kind(entry, sorted(s for s in candidates if self._matches(rule, s)), carried)
-
-    def _bind_kind(self, entry: RuleEntry, sids: list[int], carried: dict[int, int]) -> None:
-        if not sids:
-            return
-        if isinstance(entry.rule, ThresholdRule):
-            self.thresholds.bind(
-                entry, sids, self.series, lambda info: self._gate(entry.rule, info)
-            )
-            if carried:
-                self._carry_threshold(entry, carried)
-        elif isinstance(entry.rule, RateRule):
-            self.rates.bind(entry, sids, self.series, carried)
-        else:
-            self.health.bind(entry, sids, self.series, carried)
-
-    def _carry_threshold(self, entry: RuleEntry, carried: dict[int, int]) -> None:
-        slots = self.thresholds.slots
-        k = slots.of_rule(entry.index)
-        old = np.array([carried.get(s, 0) for s in slots.series[k].tolist()], np.int8)
-        present = slots.col["present"][k]
-        # The nearest level the new rule has at or below the old one, else its lowest.
-        lv = np.zeros(len(k), np.int8)
-        for i in range(4):
-            lv = np.where(present[:, i] & (old >= i + 1), i + 1, lv)
-        lowest = np.argmax(present, axis=1) + 1
-        lv = np.where((old > 0) & (lv == 0), lowest, lv).astype(np.int8)
-        slots.col["level"][k] = lv
-        self.thresholds.refresh(k)
+        matched = sorted(s for s in candidates if self._matches(entry.rule, s))
+        if matched:
+            kind.bind(entry, matched, carried)
 
     def _matches(self, rule: Rule, sid: int) -> bool:
         info, point = self.series.info(sid)
@@ -169,35 +125,12 @@ class Engine:
         hours = getattr(rule, "off_hours", None)
         return hours is None or (self.clock_ms is not None and hours.active(self.clock_ms))
 
-    def _tick_calendar(self, now_ms: int) -> None:
-        """Open or close the gates of `off_hours` rules whose state changed at this tick."""
-        self.clock_ms = now_ms
-        slots = self.thresholds.slots
-        for entry in self.thresholds.entries.values():
-            rule = entry.rule
-            if not isinstance(rule, ThresholdRule) or rule.off_hours is None:
-                continue
-            now = self._calendar(rule)
-            if self._off_hours.get(rule.id) == now:
-                continue
-            self._off_hours[rule.id] = now
-            k = slots.of_rule(entry.index)
-            gates = [
-                self._gate(rule, self.series.devices[int(self.series.device[slots.series[x]])])
-                for x in k.tolist()
-            ]
-            self.thresholds.set_gate(k, np.array(gates, np.bool_))
-
     def _bind_series(self, sids: list[int]) -> None:
         """Bind every rule to new series (or to series of a device whose record changed).
         Series of the same kind, point and tags match the same rules: decided once."""
         by_rule: dict[str, list[int]] = {}
         decided: dict[tuple[str, str, str, tuple[tuple[str, str], ...]], list[str]] = {}
-        series_rules = [
-            e
-            for e in self.entries.values()
-            if not isinstance(e.rule, EventRule | CompositeRule | CalibrationRule)
-        ]
+        series_rules = [e for e in self.entries.values() if self._kind(e.rule).per_series]
         for sid in sids:
             info, point = self.series.info(sid)
             self.by_kind_point.setdefault((info.kind, point), set()).add(sid)
@@ -212,32 +145,27 @@ class Engine:
             for rid in rids:
                 by_rule.setdefault(rid, []).append(sid)
         for rid, rsids in by_rule.items():
-            self._bind_kind(self.entries[rid], rsids, {})
+            entry = self.entries[rid]
+            self._kind(entry.rule).bind(entry, rsids, {})
+
+    def _drop_series(self, sids: list[int]) -> dict[str, Carried]:
+        arr = np.array(sids, np.intp)
+        carried = {k.name: k.drop_series(arr) for k in self._series_kinds}
+        for kp in self.by_kind_point.values():
+            kp.difference_update(sids)
+        return carried
 
     def _rebind_devices(self, devices: list[int]) -> None:
         """A device's record changed (kind, site or tags): its series are bound again,
-        keeping each rule's current level."""
+        keeping the levels each kind keeps (`Kind.drop_series`)."""
         sids = [s for d in devices for s in self.series.of_device(d)]
         if not sids:
             return
-        arr = np.array(sids, np.intp)
-        slots = self.thresholds.slots
-        k = slots.of_series(arr)
-        levels: dict[tuple[int, int], int] = {}
-        for slot, s, lvl in zip(
-            k.tolist(), slots.series[k].tolist(), slots.col["level"][k].tolist(), strict=True
-        ):
-            levels[(int(slots.rule[slot]), s)] = lvl
-        slots.remove(k)
-        self.health.remove_series(arr)
-        self.rates.remove_series(arr)
-        for kp in self.by_kind_point.values():
-            kp.difference_update(sids)
+        carried = self._drop_series(sids)
         self._bind_series(sids)
-        k = slots.of_series(arr)
-        for slot, s in zip(k.tolist(), slots.series[k].tolist(), strict=True):
-            slots.col["level"][slot] = levels.get((int(slots.rule[slot]), s), 0)
-        self.thresholds.refresh(k)
+        arr = np.array(sids, np.intp)
+        for k in self._series_kinds:
+            k.carry_series(carried[k.name], arr)
 
     # ---- input -------------------------------------------------------------------------
 
@@ -267,53 +195,59 @@ class Engine:
         self.late_readings += int(late.sum())
         fresh = ~late
         usable = fresh & (batch.quality == Q_OK) & ~np.isnan(batch.value)
-        out = self.thresholds.evaluate(sid, batch.ts, batch.value, usable, self.series)
-        out.extend(self.health.evaluate(sid, batch, fresh, usable, runs, self.series))
-        out.extend(self.rates.evaluate(sid, batch.ts, batch.value, usable, self.series))
+        readings = Readings(sid, batch, fresh, usable, runs)
+        out: Indexed = []
+        for kind in self._series_kinds:
+            out.extend(kind.evaluate(readings))
         return self._finish(out)
 
-    def _finish(self, out: list[tuple[int, Transition]]) -> list[Transition]:
-        """Transitions in a canonical order (deciding reading, then key), fed to the
-        composite rules in that order, which is the same however the stream was split."""
+    def _finish(self, out: Indexed) -> list[Transition]:
+        """Transitions in a canonical order (deciding reading, then key), then what they
+        cause (composite rules), in that order, which is the same however the stream was
+        split."""
         out.sort(key=lambda at: (at[0], at[1].key))
         result = [t for _, t in out]
-        if self.composites.active:
-            result = self.composites.feed(result, self.series)
+        for kind in self.kinds:
+            result = kind.react(result)
         return result
 
     def on_events(self, events: Sequence[Event], partition: int = 0) -> list[Transition]:
         """Transitions caused by events (from one input partition), in their order."""
-        out: list[tuple[int, Transition]] = []
-        for i, ev in enumerate(events):
-            self.events.partition[ev.device.key] = partition
-            gate = self._site_of(ev.device)
-            out.extend((i, t) for t in self.events.on_event(ev, gate))
+        out: Indexed = []
+        for kind in self.kinds:
+            out.extend(kind.on_events(events, partition, self._site_of))
         return self._finish(out)
 
     def on_status(self, statuses: Sequence[Status]) -> list[Transition]:
         """Transitions caused by devices' own status messages (`yj.status`), in their order:
         see `Health.on_status`. A device the engine has no series of yet is not judged."""
-        out: list[tuple[int, Transition]] = []
+        out: Indexed = []
         for i, st in enumerate(statuses):
             dev = self.series.device_index.get((st.device.enterprise, st.device.device))
             if dev is None:
                 continue
             sids = list(self.series.of_device(dev))
-            out.extend((i, t) for t in self.health.on_status(sids, st.state, st.ts, self.series))
+            for kind in self.kinds:
+                out.extend(kind.on_status(sids, st, i))
         return self._finish(out)
 
     def on_tick(self, now_ms: int, partitions: Collection[int] | None = None) -> list[Transition]:
-        """The clock: silence and fault durations, window expiry. `partitions`: the input
-        partitions this engine owns now (None: all), so that an engine does not declare
-        silent the devices whose partition moved to another engine."""
-        self._tick_calendar(now_ms)
-        owned = None if partitions is None else np.fromiter(partitions, np.int32)
-        out = [(0, t) for t in self.health.on_tick(now_ms, self.series, owned)]
-        out.extend((0, t) for t in self.events.on_tick(now_ms, partitions))
-        result = self._finish(out)
-        result.extend(self.composites.on_tick(now_ms))
-        result.extend(self.calibrations.on_tick(now_ms, self.series, partitions))
-        return result
+        """The clock: silence and fault durations, window expiry, calendars. `partitions`:
+        the input partitions this engine owns now (None: all), so that an engine does not
+        declare silent the devices whose partition moved to another engine."""
+        self.clock_ms = now_ms
+        owned = Owned.of(partitions)
+        # Point alerts first, through the composites; then the clock of the other kinds
+        # (group windows, calendars), which sees the groups those alerts changed.
+        points: Indexed = []
+        for kind in self.kinds:
+            if kind.point_alerts:
+                points.extend(kind.on_tick(now_ms, owned))
+        out = self._finish(points)
+        for kind in self.kinds:
+            if not kind.point_alerts:
+                out.extend(t for _, t in kind.on_tick(now_ms, owned))
+        return out
 
     def _site_of(self, info: DeviceInfo) -> str:
         return self.state_of(info.enterprise, info.site)
@@ -348,18 +282,8 @@ class Engine:
             if info.enterprise == enterprise and info.site == site
             for s in self.series.of_device(d)
         ]
-        if not sids:
-            return
-        slots = self.thresholds.slots
-        k = slots.of_series(np.array(sids, np.intp))
-        gates = [
-            self._gate(
-                self.thresholds.entries[int(slots.rule[x])].rule,
-                self.series.devices[int(self.series.device[slots.series[x]])],
-            )
-            for x in k.tolist()
-        ]
-        self.thresholds.set_gate(k, np.array(gates, np.bool_))
+        if sids:
+            self.thresholds.regate(np.array(sids, np.intp))
 
     def device_removed(self, enterprise: str, device: str) -> None:
         """The registry deleted a device: no rule watches its series any more (a device
@@ -369,13 +293,9 @@ class Engine:
             return
         sids = list(self.series.of_device(dev))
         if sids:
-            arr = np.array(sids, np.intp)
-            self.thresholds.slots.remove(self.thresholds.slots.of_series(arr))
-            self.health.remove_series(arr)
-            self.rates.remove_series(arr)
-            for kp in self.by_kind_point.values():
-                kp.difference_update(sids)
+            self._drop_series(sids)
         self.series.forget((enterprise, device))
+        self.changed_all = True  # snapshots are written whole, without it
 
     def device_changed(self, enterprise: str, device: str) -> None:
         """The registry changed a device record; its next batch rebinds its series."""
@@ -390,18 +310,121 @@ class Engine:
             "threshold_slots": int(self.thresholds.slots.alive[: self.thresholds.slots.n].sum()),
         }
 
-    # ---- snapshots ---------------------------------------------------------------------
+    # ---- snapshots (format: snapshot.py; each kind's section: Kind.snapshot) -----------
 
-    def snapshot(self, partition: int | None = None) -> bytes:
-        """The state of one input partition's devices (None: of all) as bytes."""
-        from yujing.rules import snapshot
+    def snapshot(
+        self, partition: int | None = None, *, series: bool = True, events: bool = True
+    ) -> bytes:
+        """The state of one input partition's devices (None: of all) as bytes: its series
+        and their rules (`series`), and its event windows (`events`)."""
+        return encode(self.capture(partition, series=series, events=events)[0])
 
-        return snapshot.dump(self, partition)
+    def capture(
+        self, partition: int | None, *, series: bool = True, events: bool = True,
+        full: bool = True,
+    ) -> tuple[Snapshot, bool]:  # fmt: skip
+        """A snapshot as copies, to encode elsewhere (`snapshot.encode`), and whether it is
+        whole. Not `full`: a delta, only the devices changed since `saved()`
+        (`Series.changed`), unless most of them changed."""
+        s = self.series
+        devs = s.of_partition(partition) if series else np.empty(0, np.intp)
+        devs = devs[s.device_rev[devs] != -1]  # removed devices (and dropped partitions)
+        if not full:
+            changed = s.changed(devs)
+            full = 2 * len(changed) > len(devs) > 0
+            devs = devs if full else changed
+        sids = s.series_of_devices(devs)
+        pos = np.full(s.count, -1, np.int64)
+        pos[sids] = np.arange(len(sids))
+        dev_pos = np.full(len(s.devices), -1, np.int32)
+        dev_pos[devs] = np.arange(len(devs), dtype=np.int32)
+        part = Part(partition, sids, pos, devs, full)
+        sections = {
+            k.name: k.snapshot(part)
+            for k in self.kinds
+            if (events if k.on_events_topic else series)
+        }
+        snap = Snapshot(
+            devices=[s.devices[d] for d in devs.tolist()],
+            points=list(s.points),
+            series_device=dev_pos[s.device[sids]].astype("<i4").tobytes(),
+            series_point=s.point[sids].astype("<i4").tobytes(),
+            last_ts=s.last_ts[sids].astype("<i8").tobytes(),
+            kinds={name: sec for name, sec in sections.items() if sec is not None},
+        )
+        return snap, full
+
+    def saved(self) -> None:
+        """Every partition's snapshot was captured: deltas count changes from now."""
+        self.series.saved()
+        for k in self.kinds:
+            k.saved()
+        self.changed_all = False
+
+    def load(self, parts: Sequence[bytes], partition: int) -> None:
+        """Merge a partition's snapshot (and the deltas after it, in order) into a running
+        engine (its rules already set). A device whose record differs from the one held is
+        bound again."""
+        s = self.series
+        pieces: dict[str, list[tuple[bytes, Restored]]] = {}
+        for data in parts:
+            snap = decode(data)
+            dev_idx: list[int] = []
+            changed: list[int] = []
+            for info in snap.devices:
+                idx, is_changed = s.add_device(info, partition)
+                s.device_partition[idx] = partition
+                dev_idx.append(idx)
+                if is_changed:
+                    changed.append(idx)
+            points = np.array([s.add_point(p) for p in snap.points], np.intp)
+            devs = np.array(dev_idx, np.intp)[np.frombuffer(snap.series_device, "<i4")]
+            pts = points[np.frombuffer(snap.series_point, "<i4")]
+            new: list[int] = []
+            sids = np.empty(len(devs), np.intp)
+            for i, (d, p) in enumerate(zip(devs.tolist(), pts.tolist(), strict=True)):
+                sids[i], is_new = s.ensure(d, p)
+                if is_new:
+                    new.append(int(sids[i]))
+            if changed or new:
+                self.calibrations.touch()
+            if changed:
+                self._rebind_devices(changed)
+            rebound = set(changed)
+            if new:
+                self._bind_series([x for x in new if int(s.device[x]) not in rebound])
+            if len(sids):
+                s.last_ts[sids] = np.maximum(s.last_ts[sids], np.frombuffer(snap.last_ts, "<i8"))
+                s.saved_ts[sids] = s.last_ts[sids]
+            s.touched[devs] = False
+            s.touched[np.array(dev_idx, np.intp)] = False
+            for name, raw in snap.kinds.items():
+                pieces.setdefault(name, []).append((bytes(raw), Restored(partition, sids)))
+        for k in self.kinds:
+            if k.name in pieces:
+                k.restore(pieces[k.name])
+
+    def drop_partition(self, partition: int, *, series: bool, events: bool) -> None:
+        """Forget the state of an input partition (it moved to another engine, or is about
+        to be loaded from its snapshot): its series' rules, newest `ts` and alerts (with
+        `series`), its event windows (with `events`). A later batch binds again."""
+        s = self.series
+        devs = s.of_partition(partition) if series else np.empty(0, np.intp)
+        sids = s.series_of_devices(devs)
+        if len(sids):
+            self._drop_series(sids.tolist())
+            s.last_ts[sids] = NONE_TS
+            s.saved_ts[sids] = NONE_TS
+        keys = [s.devices[d].key for d in devs.tolist()]
+        for k in self.kinds:
+            if events if k.on_events_topic else series:
+                k.drop(partition, keys)
+        for d in devs.tolist():
+            s.forget((s.devices[d].enterprise, s.devices[d].device))
+        s.touched[devs] = False
 
     @classmethod
     def restore(cls, data: bytes, rules: Sequence[tuple[Rule, int]], partition: int = 0) -> Engine:
-        from yujing.rules import snapshot
-
         engine = cls(rules)
-        snapshot.load(engine, data, partition)
+        engine.load([data], partition)
         return engine

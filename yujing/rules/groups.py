@@ -33,6 +33,7 @@ from yujing.config import Settings
 from yujing.ingest.bus import Bus, Consumer, Record, Topics
 from yujing.rules import transition as tr
 from yujing.rules.emit import RuleEntry
+from yujing.rules.kind import Owned
 from yujing.rules.model import CompositeRule, Rule
 from yujing.rules.signals import Composites, GroupState, MemberChange
 from yujing.rules.store import load_rules
@@ -114,7 +115,7 @@ class GroupRules:
             del self.partition[key]  # a removed rule's groups are gone
 
     def bind(self, entry: RuleEntry, carried: dict[Any, int]) -> None:
-        self.composites.bind(entry, carried)
+        self.composites.bind(entry, [], carried)
 
     def unbind(self, entry: RuleEntry) -> dict[Any, int]:
         return self.composites.unbind(entry)
@@ -149,7 +150,7 @@ class GroupRules:
 
     def on_tick(self, now_ms: int) -> list[Transition]:
         """Window expiry of the groups held here (all of them owned: see `drop`)."""
-        return self.composites.on_tick(now_ms)
+        return [t for _, t in self.composites.on_tick(now_ms, Owned.of(None))]
 
     def snapshot(self, partition: int) -> bytes:
         return ENCODER.encode(

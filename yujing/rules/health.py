@@ -11,18 +11,21 @@ operations; a series with several goes through the per-reading step in arrival o
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import msgspec
 import numpy as np
 import numpy.typing as npt
 
-from yujing.ingest.batch import Q_FAULT, ReadingBatch
+from yujing.ingest.batch import Q_FAULT, ReadingBatch, Status
 from yujing.levels import COLOURS
+from yujing.rules import slots as slot_table
 from yujing.rules.emit import RuleEntry, series_transition
+from yujing.rules.kind import Carried, Indexed, Kind, Owned, Part, Readings, Restored
 from yujing.rules.model import AbsentRule, StuckRule
-from yujing.rules.series import NONE_TS, B, Runs, Series
-from yujing.rules.slots import Slots
+from yujing.rules.series import NONE_TS, B, Series
+from yujing.rules.slots import Slots, Table
 from yujing.rules.transition import Transition
 
 NONE = int(NONE_TS)
@@ -56,18 +59,23 @@ def level_at(dur: npt.NDArray[np.int64], elapsed: npt.NDArray[np.int64]) -> npt.
     return reached
 
 
-class Health:
-    def __init__(self) -> None:
+class Health(Kind):
+    """The slots of every `absent` and `stuck` rule. Snapshot section: a `slots.Table`."""
+
+    name = "health"
+    rules = (AbsentRule, StuckRule)
+    per_series = True
+
+    def __init__(self, series: Series) -> None:
+        self.series = series
         self.slots = Slots(COLUMNS)
         self.entries: dict[int, RuleEntry] = {}
 
-    def bind(
-        self, entry: RuleEntry, sids: list[int], series: Series, carried: dict[int, int]
-    ) -> None:
+    def bind(self, entry: RuleEntry, sids: list[int], carried: Carried) -> None:
         self.entries[entry.index] = entry
         rows = []
         for sid in sids:
-            info, point = series.info(sid)
+            info, point = self.series.info(sid)
             rule = entry.for_device(info.device)
             assert isinstance(rule, AbsentRule | StuckRule)
             mode = (
@@ -91,33 +99,39 @@ class Health:
         c["eps"][k] = [r[4] for r in rows]
         c["level"][k] = [r[5] for r in rows]
 
-    def unbind(self, entry: RuleEntry) -> dict[int, int]:
+    def unbind(self, entry: RuleEntry) -> Carried:
         k = self.slots.of_rule(entry.index)
         levels = dict(
             zip(self.slots.series[k].tolist(), self.slots.col["level"][k].tolist(), strict=True)
         )
         self.slots.remove(k)
+        self.entries.pop(entry.index, None)
+        self.slots.compact()
         return levels
 
-    def remove_series(self, sids: npt.NDArray[np.intp]) -> None:
+    def drop_series(self, sids: npt.NDArray[np.intp]) -> Carried:
+        """A device bound again starts its health rules afresh (its record, and so its
+        reporting intervals, may have changed)."""
         self.slots.remove(self.slots.of_series(sids))
+        return {}
 
-    def compact(self) -> None:
-        self.slots.compact()
+    def snapshot(self, part: Part) -> Table | None:
+        return slot_table.capture(self.slots, self.entries, part.sids, part.pos)
 
-    def evaluate(
-        self,
-        sid: npt.NDArray[np.intp],
-        batch: ReadingBatch,
-        fresh: B,
-        usable: B,
-        runs: Runs,
-        series: Series,
-    ) -> list[tuple[int, Transition]]:
+    def restore(self, pieces: Sequence[tuple[bytes, Restored]]) -> None:
+        by_id = {e.id: e for e in self.entries.values()}
+        for data, at in pieces:
+            slot_table.restore(self.slots, by_id, msgspec.msgpack.decode(data, type=Table), at.sids)
+
+    def evaluate(self, readings: Readings) -> Indexed:
         """Once per occurrence rank (first readings of every series, then second ones...),
         so several readings of one series are applied in arrival order."""
+        sid, batch, fresh, usable, runs = (
+            readings.sid, readings.batch, readings.fresh, readings.usable, readings.runs
+        )  # fmt: skip
+        series = self.series
         self.slots.fit_series(series.count)
-        out: list[tuple[int, Transition]] = []
+        out: Indexed = []
         faulty = batch.quality == Q_FAULT
         for layer in self.slots.layers:
             k = layer[sid]
@@ -179,6 +193,8 @@ class Health:
             new[held] = np.maximum(level[held], grown)
         change = np.flatnonzero(new != level)
         c["level"][ks[change]] = new[change]
+        # what a snapshot must see again: a fault run's start, a stuck run's anchor, a level
+        series.touch(self.slots.series[ks[is_fault | moved | (new != level)]])
         return [
             (int(rows[i]), self._transition(int(ks[i]), int(level[i]), int(new[i]), int(t[i]),
                                             float(v[i]), series))
@@ -216,13 +232,17 @@ class Health:
             threshold=None,
         )
 
-    def on_status(self, sids: list[int], state: str, ts: int, series: Series) -> list[Transition]:
+    def on_status(self, sids: list[int], status: Status, index: int) -> Indexed:
+        return [(index, t) for t in self._status(sids, status.state, status.ts)]
+
+    def _status(self, sids: list[int], state: str, ts: int) -> list[Transition]:
         """A device's own status message on its series, at once: `offline` raises the
         silence rules' lowest level, `fault` starts a fault run and raises the fault rules'
         lowest level; `online` clears both and restarts the silence count. A status older
         than the newest reading of a series is late there and does nothing."""
         if state not in ("online", "offline", "fault") or not sids:
             return []
+        series = self.series
         c = self.slots.col
         k = self.slots.of_series(np.array(sids, np.intp))
         k = k[series.last_ts[self.slots.series[k]] <= ts]
@@ -241,16 +261,20 @@ class Health:
             new[hit] = np.maximum(level[hit], lowest[hit])
         change = np.flatnonzero(new != level)
         c["level"][k[change]] = new[change]
+        series.touch(self.slots.series[k])
         return [
             self._transition(int(k[i]), int(level[i]), int(new[i]), ts, math.nan, series)
             for i in change.tolist()
         ]
 
-    def on_tick(
-        self, now_ms: int, series: Series, owned: npt.NDArray[np.int32] | None
-    ) -> list[Transition]:
+    def on_tick(self, now_ms: int, owned: Owned) -> Indexed:
         """Silence and fault durations against the clock (on series of `owned` input
         partitions only, when given)."""
+        return [(0, t) for t in self._tick(now_ms, self.series, owned.array)]
+
+    def _tick(
+        self, now_ms: int, series: Series, owned: npt.NDArray[np.int32] | None
+    ) -> list[Transition]:
         c = self.slots.col
         n = self.slots.n
         live = self.slots.alive[:n] & (c["mode"][:n] != STUCK)
@@ -271,6 +295,7 @@ class Health:
         new = np.maximum(level, grown).astype(np.int8)
         change = np.flatnonzero(new != level)
         c["level"][k[change]] = new[change]
+        series.touch(self.slots.series[k[change]])
         out = []
         for i in change.tolist():
             k1 = int(k[i])

@@ -16,16 +16,19 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 import numpy as np
 import numpy.typing as npt
 
 from yujing.levels import COLOURS
 from yujing.rules.emit import RuleEntry, series_transition
+from yujing.rules.kind import Carried, Indexed, Kind, Part, Readings, Restored
 from yujing.rules.model import RateRule, _ordered, resolve_bound
-from yujing.rules.series import F64, I64, NONE_TS, B, Series
+from yujing.rules.series import NONE_TS, Series
 from yujing.rules.threshold import step
 from yujing.rules.transition import Transition
 
@@ -76,14 +79,33 @@ def _state(rule: RateRule, level: int, tags: dict[str, str]) -> list[Any] | None
     ]
 
 
-class Rates:
-    def __init__(self) -> None:
+class RateState(msgspec.Struct, array_like=True):
+    """One rate slot in a snapshot: its rule, series (position in the snapshot), the
+    threshold step's (level, up_since, down_since) and the window's readings."""
+
+    rule: str
+    version: int
+    at: int
+    level: int
+    up_since: list[int]
+    down_since: int
+    history: list[tuple[int, float]]
+
+
+class Rates(Kind):
+    """Rate slots, per series. Snapshot section: a list of `RateState`."""
+
+    name = "rate"
+    rules = (RateRule,)
+    per_series = True
+
+    def __init__(self, series: Series) -> None:
+        self.series = series
         self.by_series: dict[int, list[RateSlot]] = {}
         self.bound = np.zeros(0, np.bool_)
 
-    def bind(
-        self, entry: RuleEntry, sids: list[int], series: Series, carried: dict[int, int]
-    ) -> None:
+    def bind(self, entry: RuleEntry, sids: list[int], carried: Carried) -> None:
+        series = self.series
         for sid in sids:
             info, _ = series.info(sid)
             rule = entry.for_device(info.device)
@@ -100,7 +122,7 @@ class Rates:
         self.bound = np.zeros(max(n, 1), np.bool_)
         self.bound[[s for s, slots in self.by_series.items() if slots]] = True
 
-    def unbind(self, entry: RuleEntry) -> dict[int, int]:
+    def unbind(self, entry: RuleEntry) -> Carried:
         levels: dict[int, int] = {}
         for sid, slots in self.by_series.items():
             for s in [s for s in slots if s.entry is entry]:
@@ -109,20 +131,46 @@ class Rates:
         self._mark(len(self.bound))
         return levels
 
-    def remove_series(self, sids: npt.NDArray[np.intp]) -> None:
+    def drop_series(self, sids: npt.NDArray[np.intp]) -> Carried:
         for sid in sids.tolist():
             self.by_series.pop(sid, None)
         self._mark(len(self.bound))
+        return {}
 
-    def evaluate(
-        self, sid: npt.NDArray[np.intp], ts: I64, value: F64, usable: B, series: Series
-    ) -> list[tuple[int, Transition]]:
+    def snapshot(self, part: Part) -> list[RateState] | None:
+        if not self.by_series:
+            return None
+        out = []
+        for sid in part.sids.tolist():
+            for slot in self.by_series.get(sid, ()):
+                st = slot.state
+                out.append(
+                    RateState(slot.entry.id, slot.entry.version, int(part.pos[sid]), st[0],
+                              list(st[1]), st[2], list(slot.history))
+                )  # fmt: skip
+        return out or None
+
+    def restore(self, pieces: Sequence[tuple[bytes, Restored]]) -> None:
+        for data, at in pieces:
+            for r in msgspec.msgpack.decode(data, type=list[RateState]):
+                for slot in self.by_series.get(int(at.sids[r.at]), []):
+                    if slot.entry.id != r.rule:
+                        continue
+                    slot.state[0] = r.level
+                    if slot.entry.version == r.version:  # a changed rule keeps only the level
+                        slot.state[1], slot.state[2] = list(r.up_since), r.down_since
+                        slot.history = deque(r.history)
+
+    def evaluate(self, readings: Readings) -> Indexed:
         if not self.by_series:
             return []
+        series = self.series
+        sid, ts, value = readings.sid, readings.batch.ts, readings.batch.value
         if len(self.bound) < series.count:
             self._mark(series.count)
-        rows = np.flatnonzero(self.bound[sid] & usable)
-        out: list[tuple[int, Transition]] = []
+        rows = np.flatnonzero(self.bound[sid] & readings.usable)
+        series.touch(sid[rows])
+        out: Indexed = []
         for a, s, t, v in zip(
             rows.tolist(), sid[rows].tolist(), ts[rows].tolist(), value[rows].tolist(), strict=True
         ):

@@ -16,6 +16,7 @@ import msgspec
 from yujing.ingest.batch import Q_FAULT, Q_OK, DeviceInfo, ReadingBatch, Status
 from yujing.levels import Level
 from yujing.rules.emit import RuleEntry, series_transition
+from yujing.rules.kind import Owned
 from yujing.rules.model import (
     AbsentRule,
     RateRule,
@@ -66,11 +67,11 @@ class Reference:
         self.site_state: dict[tuple[str, str], str] = {}
         self.late_readings = 0
         self.clock: int | None = None  # the last tick: off_hours rules follow it
-        self.composites = Composites()
         self._series = Series()  # only the device table, for the composites' tag lookups
+        self.composites = Composites(self._series)
         for e in self.entries:
             if e.rule.kind == "composite":
-                self.composites.bind(e, {})
+                self.composites.bind(e, [], {})
 
     def on_batch(self, batch: ReadingBatch) -> list[Transition]:
         out: list[Transition] = []
@@ -350,4 +351,4 @@ class Reference:
         out.sort(key=lambda t: t.key)
         if self.composites.active:
             out = self.composites.feed(out, self._series)
-        return out + self.composites.on_tick(now_ms)
+        return out + [t for _, t in self.composites.on_tick(now_ms, Owned.of(None))]

@@ -21,7 +21,9 @@ CREATE TABLE IF NOT EXISTS rule_versions (
 );
 
 -- One row per (consumer group, input partition): the engine state of that partition's
--- series and the offset of the first record it does not include.
+-- series (a base snapshot; empty until first written) and the offset of the first record
+-- it and its deltas do not include. `epoch` counts the claims on the row: an engine
+-- writes only with the epoch of its own claim (rules/checkpoint.py).
 CREATE TABLE IF NOT EXISTS engine_snapshots (
     grp         text NOT NULL,
     topic       text NOT NULL,
@@ -30,4 +32,16 @@ CREATE TABLE IF NOT EXISTS engine_snapshots (
     state       bytea NOT NULL,
     taken_at    timestamptz NOT NULL,
     PRIMARY KEY (grp, topic, partition)
+);
+ALTER TABLE engine_snapshots ADD COLUMN IF NOT EXISTS epoch bigint NOT NULL DEFAULT 0;
+
+-- The changes written after a row's base, applied in `seq` order when the row is loaded;
+-- deleted when a new base is written.
+CREATE TABLE IF NOT EXISTS engine_snapshot_deltas (
+    grp         text NOT NULL,
+    topic       text NOT NULL,
+    partition   integer NOT NULL,
+    seq         integer NOT NULL,
+    state       bytea NOT NULL,
+    PRIMARY KEY (grp, topic, partition, seq)
 );

@@ -60,6 +60,10 @@ class Series:
     point: I32 = field(default_factory=lambda: np.empty(0, np.int32))
     last_ts: I64 = field(default_factory=lambda: np.empty(0, np.int64))
     count: int = 0
+    # Since the last snapshot: devices whose rule state a kind changed (`touch`), and each
+    # series' newest `ts` as that snapshot held it; together they say what a delta holds.
+    touched: B = field(default_factory=lambda: np.zeros(0, np.bool_))
+    saved_ts: I64 = field(default_factory=lambda: np.empty(0, np.int64))
 
     def __len__(self) -> int:
         return self.count
@@ -81,10 +85,14 @@ class Series:
             self.by_enterprise.setdefault(info.enterprise, {})[info.device] = idx
             self.devices.append(info)
             self.device_partition = grow(self.device_partition, idx + 1, partition)  # type: ignore[assignment]
+            self.device_partition[idx] = partition  # (grow fills only when it grows)
+            self.touched = grow(self.touched, idx + 1, False)  # type: ignore[assignment]
+            self.touched[idx] = True
             self._note_uid(info, idx)
             return idx, False
         if self.devices[idx] != info:
             self.devices[idx] = info
+            self.touched[idx] = True
             self._note_uid(info, idx)
             return idx, True
         return idx, False
@@ -112,10 +120,43 @@ class Series:
         self.device = grow(self.device, self.count, -1)  # type: ignore[assignment]
         self.point = grow(self.point, self.count, -1)  # type: ignore[assignment]
         self.last_ts = grow(self.last_ts, self.count, NONE_TS)  # type: ignore[assignment]
+        self.saved_ts = grow(self.saved_ts, self.count, NONE_TS)  # type: ignore[assignment]
         self.device[sid], self.point[sid] = dev, pt
         self._fit_table(dev + 1, pt + 1)
         self.table[dev, pt] = sid
         return sid, True
+
+    def touch(self, sids: npt.NDArray[np.integer] | list[int]) -> None:
+        """A kind changed the state of these series: their devices go in the next delta."""
+        if len(sids):
+            self.touched[self.device[sids]] = True
+
+    def of_partition(self, partition: int | None) -> npt.NDArray[np.intp]:
+        """Engine indices of the devices whose readings come from `partition` (None: all)."""
+        n = len(self.devices)
+        if partition is None:
+            return np.arange(n, dtype=np.intp)
+        return np.flatnonzero(self.device_partition[:n] == partition)
+
+    def changed(self, devices: npt.NDArray[np.intp]) -> npt.NDArray[np.intp]:
+        """Those of `devices` whose state changed since the last snapshot: touched by a
+        kind, or a series with a newer reading (compared as one array, not per reading)."""
+        n = self.count
+        moved = np.flatnonzero(self.last_ts[:n] != self.saved_ts[:n])
+        mark = self.touched[: len(self.devices)].copy()
+        mark[self.device[moved]] = True
+        return devices[mark[devices]]
+
+    def saved(self) -> None:
+        """A snapshot of every partition was taken: changes count from now."""
+        self.saved_ts[: self.count] = self.last_ts[: self.count]
+        self.touched[:] = False
+
+    def series_of_devices(self, devices: npt.NDArray[np.intp]) -> npt.NDArray[np.intp]:
+        """Every series of these devices, device by device, points in table order."""
+        rows = self.table[devices[devices < self.table.shape[0]]]
+        out: npt.NDArray[np.intp] = rows[rows >= 0].astype(np.intp)
+        return out
 
     def forget(self, key: tuple[str, str]) -> None:
         """The registry deleted this device: keep a tombstone record that no batch equals,
@@ -126,6 +167,7 @@ class Series:
         self.devices[idx] = msgspec.structs.replace(self.devices[idx], kind="", rev=-1)
         self.device_rev[idx] = -1
         self.dirty.add(idx)
+        self.touched[idx] = True
 
     def mark_changed(self, key: tuple[str, str]) -> None:
         """The registry says this device's record changed: compare it on its next batch."""

@@ -170,7 +170,7 @@ class EngineService:
         checkpoints transitions are published but offsets not yet committed."""
         if not self._dirty or (not force and time.monotonic() - self._last_snapshot < SNAPSHOT_S):
             return
-        await self.snapshots.save(self.engine)
+        await self.snapshots.save(self.engine, owned_partitions(data))
         await data.commit()
         self._dirty = False
         self._last_snapshot = time.monotonic()

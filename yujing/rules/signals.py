@@ -9,7 +9,7 @@ that empties with no further input is only noticed by the clock).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +18,7 @@ import msgspec
 from yujing.ingest.batch import DeviceInfo, Event
 from yujing.levels import COLOURS, Level
 from yujing.rules.emit import RuleEntry, series_transition
+from yujing.rules.kind import Carried, Indexed, Kind, Owned, Part, Restored
 from yujing.rules.model import CompositeRule, EventRule, site_states
 from yujing.rules.series import Series
 from yujing.rules.transition import Transition
@@ -41,24 +42,99 @@ def count_level(levels: Mapping[Any, int], n: int) -> tuple[int, int | None]:
     return best, bound
 
 
-class EventCounts:
+class EventWindow(msgspec.Struct, array_like=True):
+    """One (event rule, device) in a snapshot: counted events, level, newest ts, and the
+    events still waiting for their answer (`unanswered_by`)."""
+
+    rule: str
+    device: int  # position in the section's devices
+    window: list[tuple[int, int]]
+    level: int
+    newest: int
+    pending: list[tuple[int, int]]
+
+
+class EventSection(msgspec.Struct, array_like=True):
+    devices: list[DeviceInfo]
+    windows: list[EventWindow]
+
+
+class EventCounts(Kind):
+    """Event windows per (rule, device), checkpointed with the events partitions.
+    Snapshot section: an `EventSection`."""
+
+    name = "event"
+    rules = (EventRule,)
+    on_events_topic = True
+
     def __init__(self) -> None:
         self.entries: dict[str, RuleEntry] = {}
         self.state: dict[tuple[str, str], EventState] = {}  # (rule id, device key)
         self.partition: dict[str, int] = {}  # device key → input partition of its events
         self.late_events = 0
+        self.changed: set[str] = set()  # device keys whose windows changed since `saved`
 
-    def bind(self, entry: RuleEntry, carried: dict[Any, int]) -> None:
+    def bind(self, entry: RuleEntry, sids: list[int], carried: Carried) -> None:
         self.entries[entry.id] = entry
         for key, st in carried.items():
-            self.state[(entry.id, key[0])] = st  # type: ignore[assignment]
+            self.state[(entry.id, key[0])] = st
 
-    def unbind(self, entry: RuleEntry) -> dict[Any, int]:
+    def unbind(self, entry: RuleEntry) -> Carried:
         self.entries.pop(entry.id, None)
         kept = {(dev,): st for (rid, dev), st in list(self.state.items()) if rid == entry.id}
         for (dev,) in kept:
             del self.state[(entry.id, dev)]
-        return kept  # type: ignore[return-value]
+        return kept
+
+    def on_events(
+        self, events: Sequence[Event], partition: int, site_state: Callable[[DeviceInfo], str]
+    ) -> Indexed:
+        out: Indexed = []
+        for i, ev in enumerate(events):
+            self.partition[ev.device.key] = partition
+            self.changed.add(ev.device.key)
+            out.extend((i, t) for t in self.on_event(ev, site_state(ev.device)))
+        return out
+
+    def drop(self, partition: int, keys: Collection[str]) -> None:
+        gone = {dk for dk, p in self.partition.items() if p == partition}
+        for key in [k for k in self.state if k[1] in gone]:
+            del self.state[key]
+        for dk in gone:
+            del self.partition[dk]
+        self.changed -= gone
+
+    def saved(self) -> None:
+        self.changed.clear()
+
+    def snapshot(self, part: Part) -> EventSection | None:
+        p, mine = part.partition, self.partition
+        states = [
+            (k, st)
+            for k, st in self.state.items()
+            if (p is None or mine.get(k[1]) == p) and (part.full or k[1] in self.changed)
+        ]
+        if not states:
+            return None
+        infos = list({st.info.key: st.info for _, st in states}.values())
+        at = {info.key: i for i, info in enumerate(infos)}
+        return EventSection(
+            infos,
+            [
+                EventWindow(rid, at[dk], list(st.window), st.level, st.newest, list(st.pending))
+                for (rid, dk), st in states
+            ],
+        )
+
+    def restore(self, pieces: Sequence[tuple[bytes, Restored]]) -> None:
+        for data, where in pieces:
+            sec = msgspec.msgpack.decode(data, type=EventSection)
+            for w in sec.windows:
+                info = sec.devices[w.device]
+                self.state[(w.rule, info.key)] = EventState(
+                    info, deque(w.window), w.level, w.newest, deque(w.pending)
+                )
+                self.partition[info.key] = where.partition
 
     def on_event(self, ev: Event, site_state: str) -> list[Transition]:
         out = []
@@ -127,7 +203,10 @@ class EventCounts:
             unit="",
         )
 
-    def on_tick(self, now_ms: int, partitions: Collection[int] | None = None) -> list[Transition]:
+    def on_tick(self, now_ms: int, owned: Owned) -> Indexed:
+        return [(0, t) for t in self._tick(now_ms, owned.partitions)]
+
+    def _tick(self, now_ms: int, partitions: Collection[int] | None) -> list[Transition]:
         out = []
         for (rid, dk), st in self.state.items():
             entry = self.entries.get(rid)
@@ -135,6 +214,7 @@ class EventCounts:
                 continue
             if partitions is not None and self.partition.get(dk, 0) not in partitions:
                 continue
+            self.changed.add(dk)
             rule = entry.for_device(st.info.device)
             self._expire(rule, st, now_ms)
             t = self._settle(entry, rule, st, now_ms)
@@ -180,15 +260,39 @@ class MemberChange(msgspec.Struct, frozen=True, array_like=True):
         return f"{enterprise}/{grp}/-/{self.rule_id}"
 
 
-class Composites:
-    """Group rules. `routed=False`: group state here, fed by this engine's transitions
-    (one engine sees every point). `routed=True`: this engine only routes, each
-    transition becomes one `MemberChange` per group rule it feeds, left in `outbox` for
-    the service to send to the group's owner (`yujing/rules/groups.py`)."""
+class GroupRecord(msgspec.Struct, array_like=True):
+    """One composite group in a snapshot: per point (device, point) its level per input
+    rule, when it last was hot, and the group's level."""
 
-    def __init__(self, *, routed: bool = False) -> None:
+    rule: str
+    group: str
+    enterprise: str
+    site: str | None
+    points: list[tuple[str, str, dict[str, int]]]
+    hot_at: list[tuple[str, str, int]]
+    level: int
+
+
+class Composites(Kind):
+    """Group rules. `routed=False`: group state here, fed the engine's own point
+    transitions (`react`; one engine sees every point: tests, backtest, reference).
+    `routed=True`: this engine only routes, each transition becomes one `MemberChange`
+    per group rule it feeds, left in `outbox` for the service to send to the group's
+    owner (`yujing/rules/groups.py`), which keeps the group state and its snapshots.
+
+    Snapshot section (unrouted only): a list of `GroupRecord` (empty in a delta when no
+    group changed).
+    """
+
+    name = "composite"
+    rules = (CompositeRule,)
+    point_alerts = False
+
+    def __init__(self, series: Series | None = None, *, routed: bool = False) -> None:
+        self.series = series if series is not None else Series()
         self.entries: dict[str, RuleEntry] = {}
         self.groups: dict[tuple[str, str], GroupState] = {}  # (rule id, enterprise/group)
+        self.changed = True  # since `saved`
         self.routed = routed
         self.outbox: list[MemberChange] = []
 
@@ -196,17 +300,56 @@ class Composites:
     def active(self) -> bool:
         return bool(self.entries)
 
-    def bind(self, entry: RuleEntry, carried: dict[Any, int]) -> None:
+    def bind(self, entry: RuleEntry, sids: list[int], carried: Carried) -> None:
         self.entries[entry.id] = entry
         for key, st in carried.items():
-            self.groups[(entry.id, key[0])] = st  # type: ignore[assignment]
+            self.groups[(entry.id, key[0])] = st
 
-    def unbind(self, entry: RuleEntry) -> dict[Any, int]:
+    def unbind(self, entry: RuleEntry) -> Carried:
         self.entries.pop(entry.id, None)
         kept = {(g,): st for (rid, g), st in list(self.groups.items()) if rid == entry.id}
         for (g,) in kept:
             del self.groups[(entry.id, g)]
-        return kept  # type: ignore[return-value]
+        return kept
+
+    def react(self, transitions: list[Transition]) -> list[Transition]:
+        if not self.entries:
+            return transitions
+        return self.feed(transitions, self.series)
+
+    def on_tick(self, now_ms: int, owned: Owned) -> Indexed:
+        return [(0, t) for t in self._tick(now_ms)]
+
+    def saved(self) -> None:
+        self.changed = False
+
+    def snapshot(self, part: Part) -> list[GroupRecord] | None:
+        if not self.groups or (not part.full and not self.changed):
+            return None
+        return [
+            GroupRecord(
+                rid, g, st.enterprise, st.site,
+                [(d, p, dict(lv)) for (d, p), lv in st.points.items()],
+                [(d, p, t) for (d, p), t in st.hot_at.items()],
+                st.level,
+            )
+            for (rid, g), st in self.groups.items()
+        ]  # fmt: skip
+
+    def restore(self, pieces: Sequence[tuple[bytes, Restored]]) -> None:
+        latest: dict[tuple[str, str], GroupRecord] = {}
+        for data, _ in pieces:
+            for g in msgspec.msgpack.decode(data, type=list[GroupRecord]):
+                latest[(g.rule, g.group)] = g
+        for key, g in latest.items():
+            if key not in self.groups:
+                self.groups[key] = GroupState(
+                    g.enterprise,
+                    g.site,
+                    {(d, p): dict(lv) for d, p, lv in g.points},
+                    {(d, p): t for d, p, t in g.hot_at},
+                    g.level,
+                )
 
     def feed(self, transitions: list[Transition], series: Series) -> list[Transition]:
         """The transitions, each followed by the group transitions it caused (routed:
@@ -280,6 +423,7 @@ class Composites:
         of = int(Level.parse(rule.of_level))
         pk = change.member
         levels = st.points.setdefault(pk, {})
+        self.changed = True
         was = max(levels.values(), default=0)
         levels[change.source] = change.level
         if was >= of > max(levels.values()):
@@ -301,6 +445,7 @@ class Composites:
         if new == st.level:
             return None
         before, st.level = st.level, new
+        self.changed = True
         enterprise, _, grp = group.partition("/")
         return Transition(
             key=f"{enterprise}/{grp}/-/{rule.id}",
@@ -321,7 +466,7 @@ class Composites:
             health=rule.health,
         )
 
-    def on_tick(self, now_ms: int) -> list[Transition]:
+    def _tick(self, now_ms: int) -> list[Transition]:
         out = []
         for (rid, group), st in self.groups.items():
             entry = self.entries.get(rid)

@@ -10,19 +10,28 @@ per-reading step, in arrival order, with all their readings of the batch.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import numpy as np
 import numpy.typing as npt
 
 from yujing.ingest.batch import DeviceInfo
 from yujing.levels import COLOURS
+from yujing.rules import slots as slot_table
 from yujing.rules.emit import RuleEntry, series_transition
-from yujing.rules.model import ThresholdRule, check_threshold_numbers, resolve_bound, site_states
+from yujing.rules.kind import Carried, Indexed, Kind, Owned, Part, Readings, Restored
+from yujing.rules.model import (
+    Rule,
+    ThresholdRule,
+    check_threshold_numbers,
+    resolve_bound,
+    site_states,
+)
 from yujing.rules.series import F64, I64, NONE_TS, B, Series, group_order
-from yujing.rules.slots import Slots
+from yujing.rules.slots import Slots, Table
 from yujing.rules.transition import Transition
 
 INF = math.inf
@@ -140,16 +149,21 @@ def step(p: list[Any], t: int, v: float, gate: bool) -> tuple[int, float] | None
     return new, bound
 
 
-class Thresholds:
-    """The slots of every threshold rule."""
+class Thresholds(Kind):
+    """The slots of every threshold rule. Snapshot section: a `slots.Table`."""
 
-    def __init__(self) -> None:
+    name = "threshold"
+    rules = (ThresholdRule,)
+    per_series = True
+
+    def __init__(self, series: Series, gate: Callable[[Rule, DeviceInfo], bool]) -> None:
+        self.series = series
+        self.gate = gate  # the rule applies to the device's site now (site state, calendar)
         self.slots = Slots(COLUMNS)
         self.entries: dict[int, RuleEntry] = {}
+        self._off_hours: dict[str, bool] = {}  # rule id → its calendar gate at the last tick
 
-    def bind(
-        self, entry: RuleEntry, sids: list[int], series: Series, gate: Callable[[DeviceInfo], bool]
-    ) -> None:
+    def bind(self, entry: RuleEntry, sids: list[int], carried: Carried) -> None:
         rule = entry.rule
         assert isinstance(rule, ThresholdRule)
         self.entries[entry.index] = entry
@@ -158,12 +172,12 @@ class Thresholds:
             None if any(isinstance(b, str) for b in rule.levels.values()) else params_for(rule, {})
         )
         for sid in sids:
-            info, _ = series.info(sid)
+            info, _ = self.series.info(sid)
             p = shared if shared is not None and info.device not in rule.overrides else None
             if p is None:
                 p = params_for(entry.for_device(info.device), info.tags)
             if p is not None:
-                rows.append((sid, p, gate(info)))
+                rows.append((sid, p, self.gate(rule, info)))
         if not rows:
             return
         k = self.slots.add(entry.index, np.array([r[0] for r in rows], np.intp))
@@ -175,7 +189,94 @@ class Thresholds:
         c["for_ms"][k] = [r[1].for_ms for r in rows]
         c["clear_for_ms"][k] = [r[1].clear_for_ms for r in rows]
         c["gate"][k] = [r[2] for r in rows]
+        if carried:
+            self._carry(k, carried)
         self.refresh(k)
+
+    def _carry(self, k: npt.NDArray[np.intp], carried: Carried) -> None:
+        """A new version of a rule: each series keeps the nearest level the new rule has at
+        or below its old one, else the new rule's lowest."""
+        c = self.slots.col
+        old = np.array([carried.get(s, 0) for s in self.slots.series[k].tolist()], np.int8)
+        present = c["present"][k]
+        lv = np.zeros(len(k), np.int8)
+        for i in range(4):
+            lv = np.where(present[:, i] & (old >= i + 1), i + 1, lv)
+        lowest = np.argmax(present, axis=1) + 1
+        c["level"][k] = np.where((old > 0) & (lv == 0), lowest, lv).astype(np.int8)
+
+    def unbind(self, entry: RuleEntry) -> Carried:
+        k = self.slots.of_rule(entry.index)
+        levels = dict(
+            zip(self.slots.series[k].tolist(), self.slots.col["level"][k].tolist(), strict=True)
+        )
+        self.slots.remove(k)
+        self.entries.pop(entry.index, None)
+        self._off_hours.pop(entry.id, None)
+        self.slots.compact()
+        return levels
+
+    def drop_series(self, sids: npt.NDArray[np.intp]) -> Carried:
+        k = self.slots.of_series(sids)
+        levels = {
+            (r, s): lv
+            for r, s, lv in zip(
+                self.slots.rule[k].tolist(),
+                self.slots.series[k].tolist(),
+                self.slots.col["level"][k].tolist(),
+                strict=True,
+            )
+        }
+        self.slots.remove(k)
+        return levels
+
+    def carry_series(self, levels: Carried, sids: npt.NDArray[np.intp]) -> None:
+        """A device bound again keeps each threshold rule's level (no repeated alert)."""
+        k = self.slots.of_series(sids)
+        for slot, r, s in zip(
+            k.tolist(), self.slots.rule[k].tolist(), self.slots.series[k].tolist(), strict=True
+        ):
+            self.slots.col["level"][slot] = levels.get((r, s), 0)
+        self.refresh(k)
+
+    def regate(self, sids: npt.NDArray[np.intp]) -> None:
+        """The site state of these series changed: their slots' gates are judged again."""
+        k = self.slots.of_series(sids)
+        self._set_gates(k)
+
+    def _set_gates(self, k: npt.NDArray[np.intp]) -> None:
+        series = self.series
+        gates = [
+            self.gate(
+                self.entries[int(self.slots.rule[x])].rule,
+                series.devices[int(series.device[self.slots.series[x]])],
+            )
+            for x in k.tolist()
+        ]
+        self.set_gate(k, np.array(gates, np.bool_))
+
+    def on_tick(self, now_ms: int, owned: Owned) -> Indexed:
+        """Open or close the gates of `off_hours` rules whose calendar changed at this tick
+        (the engine's clock is already at `now_ms`); a gate acts at the next reading."""
+        for entry in self.entries.values():
+            rule = entry.rule
+            if not isinstance(rule, ThresholdRule) or rule.off_hours is None:
+                continue
+            now = rule.off_hours.active(now_ms)
+            if self._off_hours.get(rule.id) == now:
+                continue
+            self._off_hours[rule.id] = now
+            self._set_gates(self.slots.of_rule(entry.index))
+        return []
+
+    def snapshot(self, part: Part) -> Table | None:
+        return slot_table.capture(self.slots, self.entries, part.sids, part.pos)
+
+    def restore(self, pieces: Sequence[tuple[bytes, Restored]]) -> None:
+        by_id = {e.id: e for e in self.entries.values()}
+        for data, at in pieces:
+            table = msgspec.msgpack.decode(data, type=Table)
+            self.refresh(slot_table.restore(self.slots, by_id, table, at.sids))
 
     def refresh(self, k: npt.NDArray[np.intp]) -> None:
         """Recompute the quiet interval of slots whose state changed."""
@@ -196,12 +297,11 @@ class Thresholds:
         c["qa"][k] = np.where(above, lo, np.nextafter(-hi, INF))
         c["qb"][k] = np.where(above, np.nextafter(hi, -INF), -lo)
 
-    def evaluate(
-        self, sid: npt.NDArray[np.intp], ts: I64, value: F64, usable: B, series: Series
-    ) -> list[tuple[int, Transition]]:
-        """Transitions of one batch, each with the arrival index of its deciding reading.
-        `usable`: quality ok, a value, not late."""
-        out: list[tuple[int, Transition]] = []
+    def evaluate(self, readings: Readings) -> Indexed:
+        """Transitions of one batch, each with the arrival index of its deciding reading."""
+        r = readings
+        sid, ts, value, usable, series = r.sid, r.batch.ts, r.batch.value, r.usable, self.series
+        out: Indexed = []
         self.slots.fit_series(series.count)
         c = self.slots.col
         for layer in self.slots.layers:
@@ -245,6 +345,7 @@ class Thresholds:
             out.extend(self._run(k, pick[i:j], ts, value, series))
             i = j
         self.refresh(slots.astype(np.intp))
+        self.series.touch(self.slots.series[slots])
         return out
 
     def _run(
@@ -287,8 +388,10 @@ class Thresholds:
         return out
 
     def set_gate(self, k: npt.NDArray[np.intp], gate: B) -> None:
+        changed = k[self.slots.col["gate"][k] != gate]
         self.slots.col["gate"][k] = gate
         self.refresh(k)
+        self.series.touch(self.slots.series[changed])
 
 
 def gated(rule: ThresholdRule) -> frozenset[str] | None:

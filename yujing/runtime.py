@@ -36,7 +36,8 @@ from yujing.api.stream import ChangeHub
 from yujing.config import Settings
 from yujing.hazards.settings import HazardSettings
 from yujing.hazards.watch import HazardWatch
-from yujing.ingest.bus import Bus, make_bus
+from yujing.ingest.bus import Bus
+from yujing.ingest.buses import make_bus
 from yujing.ingest.registry import Registry
 from yujing.ingest.service import run_ingest
 from yujing.rules.service import run_engine
@@ -78,11 +79,7 @@ async def open_runtime(
         found = await db.migrate(pool, settings)
         log.info("database ready; readings storage: %s", found["storage"])
         await ensure_default_rules(pool)
-        bus = make_bus(
-            settings.kafka_bootstrap,
-            partitions=settings.kafka_partitions,
-            prefix=settings.kafka_topic_prefix,
-        )
+        bus = make_bus(settings)
         await bus.start()
         try:
             yield Runtime(settings, pool, bus, mqtt_url)

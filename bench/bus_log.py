@@ -3,10 +3,13 @@
 log fsynced (what `yujing up` does), written without fsync, and with no log at all.
 
     .venv/bin/python bench/bus_log.py [--records 20000] [--readings 100] [--publishers 4]
+                                      [--batch 1]
 
 `--publishers` concurrent publishers, as ingest batches and the engine's transitions
-share the log: their records share each fsync (group commit). A consumer group reads and
-commits beside them, so the log is trimmed and segments deleted as in a running system.
+share the log: their records share each fsync (group commit). `--batch` records go in one
+`publish`, as ingest hands over all the messages it gathered in its linger at once. A
+consumer group reads and commits beside them, so the log is trimmed and segments deleted
+as in a running system.
 """
 
 from __future__ import annotations
@@ -52,8 +55,10 @@ async def run(mode: str, args: argparse.Namespace, values: list[bytes]) -> tuple
             done.set()
 
         async def publish(part: list[bytes]) -> None:
-            for v in part:
-                await bus.publish(Topics.READINGS, [(b"ent1/gw", v)])
+            for i in range(0, len(part), args.batch):
+                await bus.publish(
+                    Topics.READINGS, [(b"ent1/gw", v) for v in part[i : i + args.batch]]
+                )
 
         reader = asyncio.create_task(consume())
         t0 = time.perf_counter()
@@ -75,7 +80,7 @@ async def main(args: argparse.Namespace) -> None:
           f"Python {platform.python_version()}; log in {args.dir}/")  # fmt: skip
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"{args.records} records of {args.readings} readings, {size / len(values):.0f} B each,"
-          f" {args.publishers} publishers")  # fmt: skip
+          f" {args.publishers} publishers, {args.batch} per publish")  # fmt: skip
     print(f"{'mode':<8} {'records/s':>10} {'readings/s':>12} {'MB/s':>7} {'fsyncs':>7}")
     for mode in ("memory", "nofsync", "fsync"):
         elapsed, writes = await run(mode, args, values)
@@ -90,6 +95,7 @@ if __name__ == "__main__":
     parser.add_argument("--records", type=int, default=20_000)
     parser.add_argument("--readings", type=int, default=100)
     parser.add_argument("--publishers", type=int, default=4)
+    parser.add_argument("--batch", type=int, default=1)
     # Not the temp dir, which may be tmpfs (where fsync costs nothing): where `yujing up`
     # keeps its data by default.
     parser.add_argument("--dir", default="var", help="where the log goes (default: var)")

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import asyncpg
 import uvicorn
 
-from yujing import db
+from yujing import db, migrations
 from yujing.alerts.publishers import KafkaFeed, MqttFeed, Publisher
 from yujing.alerts.service import run_alerts
 from yujing.alerts.settings import AlertSettings
@@ -76,7 +76,7 @@ async def open_runtime(
 ) -> AsyncIterator[Runtime]:
     pool = await db.create_pool(database_url, max_size=20)
     try:
-        found = await db.migrate(pool, settings)
+        found = await migrations.migrate(pool, settings)
         log.info("database ready; readings storage: %s", found["storage"])
         await ensure_default_rules(pool)
         bus = make_bus(settings)

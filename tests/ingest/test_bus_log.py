@@ -83,6 +83,19 @@ async def test_a_lagging_group_holds_publishers_back_and_commits_free_memory() -
     assert values(got) == pairs_values(15)[6:]
 
 
+async def test_the_bound_counts_bytes_too() -> None:
+    bus = MemoryBus(max_lag=1000, max_lag_bytes=100)
+    group = bus.consumer([R], "sink")
+    await bus.publish(R, [(b"k", b"x" * 60)])
+    await bus.publish(R, [(b"k", b"x" * 60)])  # 60 bytes behind: still under the bound
+    publishing = asyncio.create_task(bus.publish(R, [(b"k", b"y")]))
+    await asyncio.sleep(0.02)
+    assert not publishing.done()  # 120 bytes behind
+    await group.next_batch(timeout_s=0.01, max_records=1)
+    await group.commit()
+    await asyncio.wait_for(publishing, 1)
+
+
 def pairs_values(n: int) -> list[bytes]:
     return [v for _, v in pairs(n)]
 

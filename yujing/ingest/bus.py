@@ -91,22 +91,33 @@ class _TopicLog:
     def __init__(self, name: str, first: int) -> None:
         self.name = name
         self.compacted = name in Topics.COMPACTED
-        self.entries: list[tuple[int, Record]] = []  # (bus-wide publish order, record)
+        # (bus-wide publish order, record, bytes of values up to and with this one)
+        self.entries: list[tuple[int, Record, int]] = []
         self.next = first  # the offset the next record gets
+        self.size = 0  # bytes of all values ever added
         self.low = first  # nothing below it is kept (compacted topics: the first offset)
         self.latest: dict[bytes, Record] = {}  # compacted topics: the latest per key
         self.where: dict[bytes, int] = {}  # ... and the log segment that holds it
 
     def add(self, seq: int, rec: Record) -> None:
-        self.entries.append((seq, rec))
+        self.size += len(rec.value)
+        self.entries.append((seq, rec, self.size))
         if self.compacted:
             self.latest[rec.key] = rec
             if len(self.entries) > 2 * len(self.latest) + 1024:
                 self.entries = [e for e in self.entries if self.latest[e[1].key] is e[1]]
 
-    def since(self, offset: int, n: int) -> list[tuple[int, Record]]:
+    def since(self, offset: int, n: int) -> list[tuple[int, Record, int]]:
         i = bisect_left(self.entries, max(offset, self.low), key=_offset)
         return self.entries[i : i + n]
+
+    def bytes_from(self, offset: int) -> int:
+        """Bytes of the values from `offset` on."""
+        i = bisect_left(self.entries, offset, key=_offset)
+        if i == len(self.entries):
+            return 0
+        _, rec, upto = self.entries[i]
+        return self.size - upto + len(rec.value)
 
     def trim(self, below: int) -> None:
         if self.compacted or below <= self.low:
@@ -117,7 +128,7 @@ class _TopicLog:
             del self.entries[:i]
 
 
-def _offset(entry: tuple[int, Record]) -> int:
+def _offset(entry: tuple[int, Record, int]) -> int:
     return entry[1].offset
 
 
@@ -127,10 +138,10 @@ class MemoryBus:
     missed and start order does not matter.
 
     Memory is bounded: records every group has committed are dropped, and `publish`
-    waits while a group lags more than `max_lag` records behind (back-pressure, which
-    delays ingest's MQTT acknowledgements; nothing is dropped). A topic no group reads
-    keeps its last `max_lag` records. Compacted topics (`yj.rules`, `yj.registry`) keep the
-    latest record per key and never wait.
+    waits while a group lags more than `max_lag` records or `max_lag_bytes` of values
+    behind (back-pressure, which delays ingest's MQTT acknowledgements; nothing is
+    dropped). A topic no group reads keeps its last `max_lag` records. Compacted topics
+    (`yj.rules`, `yj.registry`) keep the latest record per key and never wait.
 
     With a `Wal` the log is durable: `publish` returns once the records are synced to
     disk (group commit: concurrent publishes share one fsync), commits are logged the same
@@ -138,8 +149,13 @@ class MemoryBus:
     is deleted once every group has passed it. Without one, a process exit loses it all.
     """
 
-    def __init__(self, max_lag: int = 20_000, wal: w.Wal | None = None) -> None:
+    def __init__(
+        self, max_lag: int = 100_000, wal: w.Wal | None = None, max_lag_bytes: int = 128 << 20
+    ) -> None:
+        # The engine commits with its snapshot, every 2 s: the bound must hold what the
+        # fastest ingest publishes in that time (20,000 one-reading messages/s).
         self._max_lag = max_lag
+        self._max_lag_bytes = max_lag_bytes
         self._wal = wal
         self._writer: w.Writer | None = None
         self.durable = wal is not None
@@ -231,7 +247,7 @@ class MemoryBus:
                         t.latest[key], t.where[key] = rec, seg.number
                 else:
                     seq += 1
-                    t.entries.append((seq, rec))
+                    t.add(seq, rec)
                 seg.top[topic] = max(seg.top.get(topic, -1), offset)
                 t.next = max(t.next, offset + 1)
                 records += 1
@@ -247,7 +263,8 @@ class MemoryBus:
                     t.next = max(t.next, n)
         for t in self._logs.values():
             if t.compacted:
-                t.entries = [(0, r) for r in sorted(t.latest.values(), key=lambda r: r.offset)]
+                for r in sorted(t.latest.values(), key=lambda r: r.offset):
+                    t.add(0, r)
             t.low = t.entries[0][1].offset if t.entries else t.next
             floor = self._floor(t.name)
             t.trim(floor if floor is not None else t.next - self._max_lag)
@@ -288,7 +305,9 @@ class MemoryBus:
         t = self._log(topic)
         while not t.compacted:
             floor = self._floor(topic)
-            if floor is None or t.next - floor < self._max_lag:
+            if floor is None or (
+                t.next - floor < self._max_lag and t.bytes_from(floor) < self._max_lag_bytes
+            ):
                 break
             await self._moved.wait()  # a slow group: wait for it to commit
         out = []
@@ -395,9 +414,9 @@ class _MemoryConsumer:
             if len(slices) == 1
             else list(islice(heapq.merge(*slices, key=itemgetter(0)), max_records))
         )
-        for _, rec in taken:
+        for _, rec, _ in taken:
             self._read[rec.topic] = rec.offset + 1
-        return [rec for _, rec in taken]
+        return [rec for _, rec, _ in taken]
 
     async def next_batch(self, timeout_s: float = 1.0, max_records: int = 10_000) -> list[Record]:
         loop = asyncio.get_running_loop()

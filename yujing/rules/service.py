@@ -190,9 +190,9 @@ def owned_partitions(consumer: Consumer) -> set[int] | None:
 
 
 async def run_engine(settings: Settings, bus: Bus, pool: asyncpg.Pool, stop: asyncio.Event) -> None:
-    # Subscribe before the first await: the in-process bus delivers only to consumers that
-    # exist when a record is published, and ingest may start publishing at once. A site or
-    # rule change between subscribing and loading is then applied twice, which is harmless.
+    # Subscribed before the rules and site states are loaded: a site or rule change made
+    # in between is then applied twice, which is harmless, rather than missed. (Start order
+    # does not matter to the bus itself: both buses keep a position per group.)
     control = bus.consumer([Topics.RULES, Topics.REGISTRY], None)
     data = bus.consumer([Topics.READINGS, Topics.EVENTS, Topics.STATUS], settings.engine_group)
     try:

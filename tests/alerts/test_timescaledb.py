@@ -81,7 +81,7 @@ async def test_files_without_preload_mean_plain_partitions(
             "SELECT default_version FROM pg_available_extensions WHERE name = 'timescaledb'"
         )
         assert seen == "2.17.0"  # the server offers it, as it does in the field
-    with caplog.at_level(logging.INFO, logger="yujing.db"):
+    with caplog.at_level(logging.INFO, logger="yujing.migrations"):
         found = await migrations.migrate(unloaded_pool)
     assert found["timescaledb"] is False
     assert found["storage"].startswith(f"PostgreSQL monthly partitions ({NOT_PRELOADED})")

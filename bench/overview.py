@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 import httpx
 
-from yujing import db
+from yujing import db, migrations
 from yujing.alerts.store import AlertStore
 from yujing.api.app import create_app
 from yujing.api.auth import Role, create_token
@@ -108,7 +108,7 @@ async def run(url: str, n_ent: int, per_ent: int, n_req: int) -> None:
     await admin.close()
     pool = await db.create_pool(servers.with_database(url, name), max_size=4)
     try:
-        await db.migrate(pool)
+        await migrations.migrate(pool)
         await populate(pool, n_ent, per_ent)
         store = AlertStore(pool, lambda: NOW)
         app = create_app(Settings(), pool, MemoryBus(), store, ChangeHub(pool, store))

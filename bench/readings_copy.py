@@ -26,7 +26,7 @@ import uuid
 import asyncpg
 import numpy as np
 
-from yujing import db
+from yujing import db, migrations
 from yujing.alerts.readings import ReadingWriter, copy_payload
 from yujing.config import Settings
 from yujing.ingest.batch import DeviceInfo, ReadingBatch
@@ -109,7 +109,7 @@ async def run_variant(server: str, name: str, data: list[ReadingBatch]) -> float
     await admin.execute(f'CREATE DATABASE "{dbname}" TEMPLATE template0')
     pool = await db.create_pool(servers.with_database(server, dbname), max_size=2)
     try:
-        await db.migrate(pool, Settings(retention_raw=None, retention_agg=None))
+        await migrations.migrate(pool, Settings(retention_raw=None, retention_agg=None))
         rows = sum(len(b) for b in data)
         if name == "re-read (all duplicates)":
             await reread(pool, data)

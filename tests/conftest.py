@@ -14,7 +14,7 @@ import asyncpg
 import httpx
 import pytest
 
-from yujing import db
+from yujing import db, migrations
 from yujing.alerts.store import AlertStore
 from yujing.api.app import create_app
 from yujing.api.stream import ChangeHub
@@ -47,7 +47,7 @@ async def database_url(postgres_server_url: str) -> AsyncIterator[str]:
     url = servers.with_database(postgres_server_url, name)
     pool = await db.create_pool(url, max_size=2)
     try:
-        await db.migrate(pool)
+        await migrations.migrate(pool)
     finally:
         await pool.close()
     yield url

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import asyncpg
 import uvicorn
 
-from yujing import db
+from yujing import db, migrations
 from yujing.alerts.publishers import KafkaFeed, MqttFeed, Publisher
 from yujing.alerts.service import run_alerts
 from yujing.alerts.settings import AlertSettings
@@ -36,7 +36,8 @@ from yujing.api.stream import ChangeHub
 from yujing.config import Settings
 from yujing.hazards.settings import HazardSettings
 from yujing.hazards.watch import HazardWatch
-from yujing.ingest.bus import Bus, make_bus
+from yujing.ingest.bus import Bus
+from yujing.ingest.buses import make_bus
 from yujing.ingest.registry import Registry
 from yujing.ingest.service import run_ingest
 from yujing.rules.service import run_engine
@@ -75,14 +76,10 @@ async def open_runtime(
 ) -> AsyncIterator[Runtime]:
     pool = await db.create_pool(database_url, max_size=20)
     try:
-        found = await db.migrate(pool, settings)
+        found = await migrations.migrate(pool, settings)
         log.info("database ready; readings storage: %s", found["storage"])
         await ensure_default_rules(pool)
-        bus = make_bus(
-            settings.kafka_bootstrap,
-            partitions=settings.kafka_partitions,
-            prefix=settings.kafka_topic_prefix,
-        )
+        bus = make_bus(settings)
         await bus.start()
         try:
             yield Runtime(settings, pool, bus, mqtt_url)

@@ -13,7 +13,7 @@ import httpx
 import numpy as np
 import pytest
 
-from yujing import db
+from yujing import db, migrations
 from yujing.alerts.readings import ReadingWriter
 from yujing.alerts.store import AlertStore
 from yujing.alerts.testkit import level_change
@@ -47,7 +47,7 @@ async def _seen(url: str, headers: dict[str, str]) -> list[object]:
     and a day of readings in 1-minute buckets."""
     pool = await db.create_pool(url, max_size=4)
     try:
-        await db.migrate(pool, Settings())  # what `yujing up` does first on any database
+        await migrations.migrate(pool, Settings())  # what `yujing up` does first on any database
         store = AlertStore(pool, noon)
         app = create_app(Settings(), pool, MemoryBus(), store, ChangeHub(pool, store))
         async with httpx.AsyncClient(

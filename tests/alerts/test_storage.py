@@ -10,7 +10,7 @@ import httpx
 import numpy as np
 import pytest
 
-from yujing import db
+from yujing import db, migrations
 from yujing.alerts.readings import ReadingWriter
 from yujing.alerts.sink import Sink
 from yujing.alerts.storage import Capability, Layout, StorageRefused, plan
@@ -59,7 +59,7 @@ async def test_plain_storage_is_said_and_idempotent(pool: asyncpg.Pool) -> None:
     async with pool.acquire() as conn:
         if await _timescale(conn):
             pytest.skip("this server has TimescaleDB: test_timescaledb_storage covers it")
-        found = await db.migrate(pool)  # a second start keeps what the first made
+        found = await migrations.migrate(pool)  # a second start keeps what the first made
         assert found["timescaledb"] is False
         assert found["storage"].startswith("PostgreSQL monthly partitions (")
         assert "aggregate tables 1m/1h (sink)" in found["storage"]
@@ -185,7 +185,7 @@ async def test_storage_timescaledb_refused_when_absent(database_url: str) -> Non
             if await _timescale(conn):
                 pytest.skip("this server has TimescaleDB")
         with pytest.raises(StorageRefused, match="YJ_STORAGE=timescaledb"):
-            await db.migrate(pool, Settings(storage="timescaledb"))
+            await migrations.migrate(pool, Settings(storage="timescaledb"))
     finally:
         await pool.close()
 
@@ -244,7 +244,7 @@ async def test_an_unpartitioned_readings_table_is_converted_whole(pool: asyncpg.
             " FROM generate_series(0, 99) i"
         )
         await conn.execute("INSERT INTO readings SELECT * FROM readings WHERE value < 10")
-    found = await db.migrate(pool)
+    found = await migrations.migrate(pool)
     assert found["storage"].startswith("PostgreSQL monthly partitions")
     async with pool.acquire() as conn:
         assert (

@@ -22,7 +22,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from yujing import db
+from yujing import db, migrations
 from yujing.alerts import storage
 from yujing.alerts.storage import StorageRefused
 from yujing.config import Settings
@@ -81,8 +81,8 @@ async def test_files_without_preload_mean_plain_partitions(
             "SELECT default_version FROM pg_available_extensions WHERE name = 'timescaledb'"
         )
         assert seen == "2.17.0"  # the server offers it, as it does in the field
-    with caplog.at_level(logging.INFO, logger="yujing.db"):
-        found = await db.migrate(unloaded_pool)
+    with caplog.at_level(logging.INFO, logger="yujing.migrations"):
+        found = await migrations.migrate(unloaded_pool)
     assert found["timescaledb"] is False
     assert found["storage"].startswith(f"PostgreSQL monthly partitions ({NOT_PRELOADED})")
     assert [r.getMessage() for r in caplog.records] == [f"TimescaleDB not used: {NOT_PRELOADED}"]
@@ -96,7 +96,7 @@ async def test_files_without_preload_mean_plain_partitions(
             == 0
         )
     with pytest.raises(StorageRefused, match=NOT_PRELOADED):
-        await db.migrate(unloaded_pool, Settings(storage="timescaledb"))
+        await migrations.migrate(unloaded_pool, Settings(storage="timescaledb"))
 
 
 async def test_a_failing_create_extension_falls_back_inside_the_migration(
@@ -118,7 +118,7 @@ async def test_timescaledb_storage(pool: asyncpg.Pool) -> None:
     if not cap.timescale:
         pytest.skip(f"YJ_TEST_DATABASE_URL has no usable TimescaleDB: {cap.why}")
     keep = Settings(retention_raw=timedelta(days=93), retention_agg=timedelta(days=730))
-    found = await db.migrate(pool, keep)
+    found = await migrations.migrate(pool, keep)
     assert found["timescaledb"] is True
     async with pool.acquire() as conn:
         hyper = await conn.fetchval(

@@ -20,7 +20,7 @@ import uvicorn
 from hypothesis import HealthCheck, settings
 from schemathesis.config import SchemathesisConfig
 
-from yujing import db
+from yujing import db, migrations
 from yujing.alerts.settings import AlertSettings
 from yujing.alerts.store import AlertStore
 from yujing.alerts.testkit import Clock, at, wait_for
@@ -64,7 +64,7 @@ class _Server(threading.Thread):
     async def _serve(self) -> None:
         pool = await db.create_pool(self.database_url, max_size=5)
         try:
-            await db.migrate(pool)
+            await migrations.migrate(pool)
             token = await create_token(pool, "fuzz", Role.ADMIN, ["*"])
             async with pool.acquire() as conn:  # something for the generated ids to meet
                 record = {"kind": "gas_detector", "site": "s1", "tags": {"location": "a"}}

@@ -167,10 +167,12 @@ class RefusingBus(MemoryBus):
 
     down = True
 
-    async def publish(self, topic: str, records: Sequence[tuple[bytes, bytes]]) -> None:
+    async def publish(
+        self, topic: str, records: Sequence[tuple[bytes, bytes]], decoded: Any = None
+    ) -> None:
         if self.down:
             raise ConnectionError("bus unavailable")
-        await super().publish(topic, records)
+        await super().publish(topic, records, decoded)
 
 
 async def test_counters_and_seqs_move_only_once_the_bus_has_the_batch(

@@ -1,13 +1,17 @@
 """The AsyncAPI 3.0 document of yujing's message channels: what subscribers can rely on
 (`yj.alerts` on Kafka, `yj/alerts/{enterprise}/{level}` and `yj/hazards/{enterprise}/{grade}`
-on MQTT, webhooks' payload) and the device topics and internal Kafka topics, whose formats
-are in docs/contracts.md. Hazard steps share `yj.alerts` and its `seq` with alerts."""
+on MQTT, webhooks' payload) and the device topics; the internal Kafka topics come from the
+topic table (`yujing.ingest.topics`), their record schemas from its msgspec types. Hazard
+steps share `yj.alerts` and its `seq` with alerts."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from yujing import __version__
+from yujing.ingest.topics import TABLE, Topics
 
 LEVELS = ["blue", "yellow", "orange", "red"]
 TRANSITIONS = [
@@ -149,7 +153,32 @@ def _internal(address: str, description: str, content_type: str) -> dict[str, An
     }
 
 
+def _kafka_channels() -> tuple[dict[str, Any], dict[str, Any]]:
+    """A channel per internal topic of the table, and the schemas of its record types."""
+    internal = [t for t in TABLE.values() if t.internal]
+    refs, schemas = msgspec.json.schema_components(
+        [tp for t in internal for tp in t.types], ref_template="#/components/schemas/{name}"
+    )
+    at = iter(refs)
+    channels: dict[str, Any] = {}
+    for t in internal:
+        own = [next(at) for _ in t.types]
+        payload = {"oneOf": own} if len(own) > 1 else own[0] if own else {"description": t.value}
+        said = f"{t.value} (internal); key: {t.key}; written by {', '.join(t.writers)}, read"
+        said += f" by {', '.join(t.readers)}" + ("; compacted" if t.compacted else "")
+        if t.encoding == "application/msgpack" and own:
+            said += "; msgpack, byte fields as bin"
+        channels[t.name.removeprefix("yj.")] = {
+            "address": t.name,
+            "description": said,
+            "servers": [{"$ref": "#/servers/kafka"}],
+            "messages": {"record": {"contentType": t.encoding, "payload": payload}},
+        }
+    return channels, schemas
+
+
 def document(mqtt_host: str, kafka_host: str) -> dict[str, Any]:
+    kafka, schemas = _kafka_channels()
     return {
         "asyncapi": "3.0.0",
         "info": {
@@ -163,7 +192,7 @@ def document(mqtt_host: str, kafka_host: str) -> dict[str, Any]:
             "mqtt": {"host": mqtt_host, "protocol": "mqtt"},
             "kafka": {"host": kafka_host, "protocol": "kafka"},
         },
-        "channels": _channels(),
+        "channels": {**_channels(), **kafka},
         "operations": _operations(),
         "components": {
             "schemas": {
@@ -173,6 +202,7 @@ def document(mqtt_host: str, kafka_host: str) -> dict[str, Any]:
                 "Hazard": HAZARD_SCHEMA,
                 "HazardCloudEvent": HAZARD_CLOUDEVENT_SCHEMA,
                 "MqttHazard": MQTT_HAZARD_SCHEMA,
+                **schemas,
             },
         },
     }
@@ -181,7 +211,7 @@ def document(mqtt_host: str, kafka_host: str) -> dict[str, Any]:
 def _channels() -> dict[str, Any]:
     return {
         "alertFeed": {
-            "address": "yj.alerts",
+            "address": Topics.ALERTS,
             "description": "Every alert transition, CloudEvents 1.0 structured JSON, keyed by "
             "alert key; a reader from offset 0 rebuilds the alert table. Hazard steps are on "
             "the same feed and seq, keyed by hazard id (type cn.yujing.hazard.<step>).",
@@ -230,12 +260,6 @@ def _channels() -> dict[str, Any]:
                                   "application/json"),
         "deviceStatus": _internal("yj/{enterprise}/{device}/status", "device state, retained",
                                   "application/json"),
-        "readings": _internal("yj.readings", "msgpack columnar reading batches (internal)",
-                              "application/msgpack"),
-        "transitions": _internal("yj.transitions", "engine level changes (internal)",
-                                 "application/json"),
-        "deadletters": _internal("yj.deadletter", "dead letters with reason codes",
-                                 "application/msgpack"),
     }  # fmt: skip
 
 

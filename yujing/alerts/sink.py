@@ -20,7 +20,7 @@ from yujing.alerts.refusals import describe, split_refused
 from yujing.alerts.upkeep import Upkeep
 from yujing.config import Settings
 from yujing.ingest import batch as b
-from yujing.ingest.bus import Bus, Record, Topics
+from yujing.ingest.bus import Bus, Record, Topics, decoded
 from yujing.registry.store import mark_seen
 
 log = logging.getLogger(__name__)
@@ -174,7 +174,7 @@ class Sink:
         out: list[T] = []
         for r in records:
             try:
-                out.append(decode(r.value))
+                out.append(decoded(r, decode))
             except (msgspec.DecodeError, ValueError) as exc:
                 BAD.labels(r.topic).inc()
                 log.error("undecodable %s record at %s/%s: %s", r.topic, r.partition, r.offset, exc)

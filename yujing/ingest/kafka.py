@@ -7,18 +7,22 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
-from yujing.ingest.bus import Consumer, Record, Topics
+from yujing.ingest.bus import Consumer, Record
+from yujing.ingest.topics import Topics
 
 log = logging.getLogger(__name__)
 
 
 class KafkaBus:
+    durable = True
+
     def __init__(self, bootstrap: str, *, partitions: int = 6, prefix: str = "") -> None:
         self.bootstrap = bootstrap
         self.partitions = partitions
@@ -61,7 +65,12 @@ class KafkaBus:
         finally:
             await admin.close()
 
-    async def publish(self, topic: str, records: Sequence[tuple[bytes, bytes]]) -> None:
+    async def publish(
+        self,
+        topic: str,
+        records: Sequence[tuple[bytes, bytes]],
+        decoded: Sequence[Any] | None = None,  # a broker carries bytes only
+    ) -> None:
         assert self._producer is not None, "KafkaBus.start() first"
         futures = [
             await self._producer.send(self.name(topic), value, key=key) for key, value in records

@@ -28,6 +28,7 @@ from yujing.ingest.batch import DeadLetter, DeviceInfo, Event, ReadingBatch, Sta
 from yujing.ingest.bus import Bus, Topics
 from yujing.ingest.dedup import SeqWindow
 from yujing.ingest.registry import Registry
+from yujing.ingest.topics import RegistryKey
 from yujing.names import device_key, is_identifier
 
 log = logging.getLogger(__name__)
@@ -67,13 +68,15 @@ class Ingestor:
 
     async def handle(self, messages: Sequence[Message]) -> None:
         out: dict[str, list[tuple[bytes, bytes]]] = {}
+        # What each value was encoded from, for consumers in this process (no decode there).
+        built: dict[str, list[Any]] = {}
         tally = _Tally()
         self._seqs.begin()
         for m in messages:
             try:
-                topic, key, value = await self._outcome(m, tally)
+                topic, key, value, obj = await self._outcome(m, tally)
             except p.Rejected as r:
-                topic, key, value = Topics.DEADLETTER, *self._dead_letter(m, r)
+                topic, key, value, obj = Topics.DEADLETTER, *self._dead_letter(m, r), None
                 tally.dead(r.reason)
             else:
                 if topic is None:
@@ -81,9 +84,10 @@ class Ingestor:
                     continue
                 tally.outcomes.append("accepted")
             out.setdefault(topic, []).append((key, value))
+            built.setdefault(topic, []).append(obj)
         try:
             for topic, records in out.items():
-                await self._bus.publish(topic, records)
+                await self._bus.publish(topic, records, built[topic])
         except BaseException:
             # MQTT redelivers the batch: its seqs must not count as seen by then.
             self._seqs.rollback()
@@ -91,7 +95,7 @@ class Ingestor:
         # Counted only once the bus has the batch: a failed publish is redelivered by MQTT.
         tally.count()
 
-    async def _outcome(self, m: Message, tally: _Tally) -> tuple[Any, bytes, bytes]:
+    async def _outcome(self, m: Message, tally: _Tally) -> tuple[Any, bytes, bytes, Any]:
         """The total input policy: whatever one message's bytes do to the code, it ends as
         accepted, duplicate or dead-lettered. Only the registry's I/O errors escape (the
         database is down: the batch waits for MQTT's redelivery)."""
@@ -103,7 +107,7 @@ class Ingestor:
             log.warning("ingest: %s on %r dead-lettered as internal", type(exc).__name__, m.topic)
             raise p.Rejected(p.Reason.INTERNAL, f"{type(exc).__name__}: {exc}") from exc
 
-    async def _accept(self, m: Message, tally: _Tally) -> tuple[Any, bytes, bytes]:
+    async def _accept(self, m: Message, tally: _Tally) -> tuple[Any, bytes, bytes, Any]:
         if len(m.payload) > self._settings.max_payload_bytes:
             raise p.Rejected(
                 p.Reason.TOO_LARGE,
@@ -125,18 +129,18 @@ class Ingestor:
         key = device_key(where.enterprise, where.device).encode()
         if where.kind == "telemetry":
             batch = self._readings(info, rows, m.received_ms, tally)
-            return (
-                (Topics.READINGS if batch is not None else None),
-                key,
-                batch.to_bytes() if batch else b"",
-            )
+            if batch is None:
+                return None, key, b"", None
+            return Topics.READINGS, key, batch.to_bytes(), batch
         if where.kind == "event":
             ts, type_, count, seq, attrs = event
             if seq is not None and not self._seqs.accept((info.enterprise, info.device), seq):
-                return None, key, b""
-            return Topics.EVENTS, key, encode(Event(info, ts, type_, count, seq, attrs))
+                return None, key, b"", None
+            ev = Event(info, ts, type_, count, seq, attrs)
+            return Topics.EVENTS, key, encode(ev), ev
         ts, state, detail = status
-        return Topics.STATUS, key, encode(Status(info, ts, state, detail))
+        st = Status(info, ts, state, detail)
+        return Topics.STATUS, key, encode(st), st
 
     def _readings(
         self, info: DeviceInfo, rows: p.ReadingRows, received_ms: int, tally: _Tally
@@ -329,10 +333,9 @@ async def watch_registry(bus: Bus, registry: Registry, stop: asyncio.Event) -> N
     try:
         while not stop.is_set():
             for record in await consumer.next_batch(timeout_s=0.5):
-                kind, _, name = record.key.decode().partition(":")
-                if kind == "device" and "/" in name:
-                    ent, dev = name.split("/", 1)
-                    registry.evict(ent, dev)
+                key = RegistryKey.parse(record.key)
+                if key is not None and key.kind == "device":
+                    registry.evict(key.enterprise, key.name)
     finally:
         await consumer.close()
 

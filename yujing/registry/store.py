@@ -227,13 +227,6 @@ async def mark_seen(conn: Conn, seen: list[tuple[str, str, datetime]], arrived: 
     )  # fmt: skip
 
 
-def registry_message(enterprise: str, state: str) -> tuple[bytes, bytes]:
-    """The `yj.registry` record that tells engines an enterprise's state (it gates the rules
-    that select on site state: see sectors.effective_state)."""
-    value = {"enterprise": enterprise, "state": state}
-    return f"enterprise:{enterprise}".encode(), json.dumps(value).encode()
-
-
 async def upsert_devices(conn: Conn, records: list[dict[str, Any]], who: str) -> int:
     """Create or replace many device records in one statement each for sites and devices
     (bulk registration: a province's 100,000 devices in seconds, not minutes). Each record:

@@ -202,9 +202,9 @@ class GroupService:
         self.pool = pool
         self.rules = rules
         self.group = group_name(settings)
-        # The in-process bus starts again at offset 0: its snapshots restore state but
-        # never skip records (as in `checkpoint.py`).
-        self.durable = bool(settings.kafka_bootstrap)
+        # A bus that keeps offsets across restarts (Kafka, the in-process log on disk):
+        # snapshots skip records by offset (as in `checkpoint.py`).
+        self.durable = bus.durable
         self.next_offset: dict[int, int] = {}
         self.held: set[int] = set()  # partitions whose snapshot is loaded
         self.published = 0

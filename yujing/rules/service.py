@@ -10,7 +10,6 @@ Records a restored snapshot already includes are skipped, so nothing is counted 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections import defaultdict
@@ -22,7 +21,8 @@ from prometheus_client import Counter
 
 from yujing.config import Settings
 from yujing.ingest.batch import EVENT_DECODER, STATUS_DECODER, Event, ReadingBatch, Status
-from yujing.ingest.bus import Bus, Consumer, Record, Topics
+from yujing.ingest.bus import Bus, Consumer, Record, Topics, decoded
+from yujing.ingest.topics import EnterpriseState, RegistryKey, SiteState, registry_change
 from yujing.rules import status_marks
 from yujing.rules import transition as tr
 from yujing.rules.checkpoint import Checkpoints
@@ -50,9 +50,7 @@ class EngineService:
         self.bus = bus
         self.pool = pool
         self.engine = engine
-        self.snapshots = Checkpoints(
-            pool, settings.engine_group, durable_offsets=bool(settings.kafka_bootstrap)
-        )
+        self.snapshots = Checkpoints(pool, settings.engine_group, durable_offsets=bus.durable)
         self.bad_records = 0
         self.published = 0
         self._last_tick = 0.0
@@ -80,28 +78,29 @@ class EngineService:
         for rec in records:
             if rec.topic == Topics.RULES:
                 reload = True
-            elif rec.topic == Topics.REGISTRY and rec.key.startswith(b"site:"):
-                try:
-                    v = json.loads(rec.value)
-                    self.engine.set_site_state(
-                        str(v["enterprise"]), str(v["site"]), str(v["state"])
-                    )
-                except (ValueError, KeyError, TypeError) as exc:
-                    self._bad(rec, exc)
-            elif rec.topic == Topics.REGISTRY and rec.key.startswith(b"enterprise:"):
-                try:
-                    v = json.loads(rec.value)
-                    self.engine.set_enterprise_state(str(v["enterprise"]), str(v["state"]))
-                except (ValueError, KeyError, TypeError) as exc:
-                    self._bad(rec, exc)
-            elif rec.topic == Topics.REGISTRY and rec.key.startswith(b"device:"):
-                enterprise, _, device = rec.key[7:].decode(errors="replace").partition("/")
-                if _deleted(rec.value):
-                    self.engine.device_removed(enterprise, device)
-                else:
-                    self.engine.device_changed(enterprise, device)
+            elif rec.topic == Topics.REGISTRY:
+                self._registry(rec)
         if reload:
             await self.reload_rules()
+
+    def _registry(self, rec: Record) -> None:
+        key = RegistryKey.parse(rec.key)
+        if key is None:
+            self._bad(rec, ValueError(f"no registry key: {rec.key[:100]!r}"))
+            return
+        try:
+            change = registry_change(key, rec.value)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            self._bad(rec, exc)
+            return
+        if isinstance(change, SiteState):
+            self.engine.set_site_state(change.enterprise, change.site, change.state)
+        elif isinstance(change, EnterpriseState):
+            self.engine.set_enterprise_state(change.enterprise, change.state)
+        elif change.deleted:
+            self.engine.device_removed(change.enterprise, change.device)
+        else:
+            self.engine.device_changed(change.enterprise, change.device)
 
     async def on_data(self, records: Sequence[Record]) -> list[Transition]:
         records = await self.snapshots.admit(self.engine, records)
@@ -111,11 +110,11 @@ class EngineService:
         for rec in records:
             try:
                 if rec.topic == Topics.READINGS:
-                    by_partition[rec.partition].append(ReadingBatch.from_bytes(rec.value))
+                    by_partition[rec.partition].append(decoded(rec, ReadingBatch.from_bytes))
                 elif rec.topic == Topics.EVENTS:
-                    events[rec.partition].append(EVENT_DECODER.decode(rec.value))
+                    events[rec.partition].append(decoded(rec, EVENT_DECODER.decode))
                 elif rec.topic == Topics.STATUS:
-                    statuses.append(STATUS_DECODER.decode(rec.value))
+                    statuses.append(decoded(rec, STATUS_DECODER.decode))
             except (msgspec.DecodeError, ValueError, TypeError) as exc:
                 self._bad(rec, exc)
         out: list[Transition] = []
@@ -196,8 +195,7 @@ def owned_partitions(consumer: Consumer) -> set[int] | None:
 
 async def run_engine(settings: Settings, bus: Bus, pool: asyncpg.Pool, stop: asyncio.Event) -> None:
     """The engine stage: the engine, and beside it the owner of the group rules'
-    partitions (`groups.py`); either failing ends the stage. Both tasks subscribe on the
-    loop's next turn, before ingest can have read a message off MQTT."""
+    partitions (`groups.py`); either failing ends the stage."""
     async with asyncio.TaskGroup() as tasks:
         tasks.create_task(run_groups(settings, bus, pool, stop))
         tasks.create_task(_run_points(settings, bus, pool, stop))
@@ -206,9 +204,9 @@ async def run_engine(settings: Settings, bus: Bus, pool: asyncpg.Pool, stop: asy
 async def _run_points(
     settings: Settings, bus: Bus, pool: asyncpg.Pool, stop: asyncio.Event
 ) -> None:
-    # Subscribe before the first await: the in-process bus delivers only to consumers that
-    # exist when a record is published, and ingest may start publishing at once. A site or
-    # rule change between subscribing and loading is then applied twice, which is harmless.
+    # Subscribed before the rules and site states are loaded: a site or rule change made
+    # in between is then applied twice, which is harmless, rather than missed. (Start order
+    # does not matter to the bus itself: both buses keep a position per group.)
     control = bus.consumer([Topics.RULES, Topics.REGISTRY], None)
     data = bus.consumer([Topics.READINGS, Topics.EVENTS, Topics.STATUS], settings.engine_group)
     try:
@@ -229,12 +227,3 @@ async def _run_points(
     finally:
         await data.close()
         await control.close()
-
-
-def _deleted(value: bytes | None) -> bool:
-    """A registry record saying the device was deleted (`DELETE /devices/...`)."""
-    try:
-        body = json.loads(value or b"{}")
-    except ValueError:
-        return False
-    return isinstance(body, dict) and body.get("deleted") is True

@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import aiomqtt
@@ -78,6 +80,8 @@ def settings_for_test(**overrides: Any) -> Settings:
         "admin_token": "test-admin-token",
         "ingest_linger_ms": 2,
         "mqtt_client_id": f"yj-ingest-{free_port()}",
+        # The in-process bus keeps its log here: a test's own, never one left by another.
+        "data_dir": Path(tempfile.mkdtemp(prefix="yj-test-")),
         **overrides,
     }
     return Settings(**values)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from yujing.api.deps import Admin, BusDep, Pool
 from yujing.api.problems import Problem
 from yujing.api.routes.devices import DeviceRecord
+from yujing.ingest import topics
 from yujing.ingest.bus import Topics
 from yujing.names import IDENTIFIER
 from yujing.registry.store import upsert_devices
@@ -50,6 +51,6 @@ async def register_devices(body: BulkBody, principal: Admin, pool: Pool, bus: Bu
         n = await upsert_devices(conn, records, principal.name)
     await bus.publish(
         Topics.REGISTRY,
-        [(f"device:{d.enterprise}/{d.device}".encode(), b"{}") for d in body.devices],
+        [topics.device_change(d.enterprise, d.device) for d in body.devices],
     )
     return BulkResult(registered=n)

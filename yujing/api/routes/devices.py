@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -13,6 +12,7 @@ from pydantic import BaseModel, Field, field_validator
 from yujing.api.deps import Admin, BusDep, Pool, Viewer
 from yujing.api.problems import Problem
 from yujing.api.query import Instant, check_range
+from yujing.ingest import topics
 from yujing.ingest.batch import QUALITIES
 from yujing.ingest.bus import Topics
 from yujing.ingest.registry import upsert_device
@@ -203,8 +203,7 @@ async def put_device(
         warnings = await _warnings(conn, row, bound)
     public = _public(row)
     await bus.publish(
-        Topics.REGISTRY,
-        [(f"device:{enterprise}/{device}".encode(), json.dumps(public.model_dump()).encode())],
+        Topics.REGISTRY, [topics.device_change(enterprise, device, public.model_dump())]
     )
     return DeviceSaved(**public.model_dump(), rules=bound, warnings=warnings)
 
@@ -224,10 +223,7 @@ async def delete_device(
     )  # fmt: skip
     if gone is None:
         raise Problem(404, "Not found", f"no device {enterprise}/{device}")
-    record = {"enterprise": enterprise, "device": device, "deleted": True}
-    await bus.publish(
-        Topics.REGISTRY, [(f"device:{enterprise}/{device}".encode(), json.dumps(record).encode())]
-    )
+    await bus.publish(Topics.REGISTRY, [topics.device_change(enterprise, device, deleted=True)])
     return Response(status_code=204)
 
 

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field, ValidationError
 from yujing.api.auth import Principal, Role
 from yujing.api.deps import Admin, BusDep, Pool, Store, Viewer
 from yujing.api.problems import Problem
+from yujing.ingest import topics
 from yujing.ingest.bus import Topics
 from yujing.levels import Level
 from yujing.names import IDENTIFIER
@@ -100,9 +101,9 @@ async def _save(
                 409, "Conflict", f"another enterprise has the credit code {record.uscc}"
             ) from None
         inst = await reg.installation_devices(conn, enterprise)
-    messages = [(f"device:{enterprise}/{d}".encode(), b"{}") for d in retagged]
+    messages = [topics.device_change(enterprise, d) for d in retagged]
     if before is None or before["state"] != row["state"]:
-        messages.append(reg.registry_message(enterprise, row["state"]))
+        messages.append(topics.enterprise_change(enterprise, row["state"]))
     if messages:
         await bus.publish(Topics.REGISTRY, messages)
     return public(row, inst)

@@ -9,7 +9,6 @@ token covering all of them; a global rule (`enterprises: ["*"]`) only by a globa
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -21,6 +20,7 @@ from yujing.api.auth import Principal
 from yujing.api.deps import Admin, BusDep, Operator, Pool, Viewer
 from yujing.api.problems import Problem
 from yujing.api.query import Instant, check_range
+from yujing.ingest import topics
 from yujing.ingest.batch import DeviceInfo, ReadingBatch
 from yujing.ingest.bus import Topics
 from yujing.levels import Level
@@ -175,8 +175,7 @@ async def _visible_rule(pool: Pool, principal: Principal, rule_id: str) -> store
 
 
 async def _announce(bus: BusDep, rule_id: str, version: int, body: dict[str, Any] | None) -> None:
-    value = {"id": rule_id, "version": version, "deleted": body is None, "rule": body}
-    await bus.publish(Topics.RULES, [(rule_id.encode(), json.dumps(value).encode())])
+    await bus.publish(Topics.RULES, [topics.rule_change(rule_id, version, body)])
 
 
 @router.get("", response_model=RulePage)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path
@@ -10,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from yujing.api.deps import Admin, BusDep, Pool, Viewer
 from yujing.api.problems import Problem
+from yujing.ingest import topics
 from yujing.ingest.bus import Topics
 from yujing.names import IDENTIFIER
 
@@ -68,8 +68,5 @@ async def patch_site(
             enterprise, site, body.name, body.state, principal.name,
         )  # fmt: skip
     public = _public(row)
-    value = {"enterprise": enterprise, "site": site, "state": public.state}
-    await bus.publish(
-        Topics.REGISTRY, [(f"site:{enterprise}/{site}".encode(), json.dumps(value).encode())]
-    )
+    await bus.publish(Topics.REGISTRY, [topics.site_change(enterprise, site, public.state)])
     return public

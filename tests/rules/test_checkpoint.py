@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
-from yujing import db
+from yujing import migrations
 from yujing.ingest.batch import ReadingBatch
 from yujing.ingest.bus import Record, Topics
 from yujing.rules.checkpoint import Checkpoints
@@ -152,7 +152,7 @@ async def test_an_old_snapshot_table_gains_the_epoch(pool: asyncpg.Pool) -> None
             "INSERT INTO engine_snapshots VALUES ('g', $1, 0, 40, '\\x93'::bytea, now())",
             Topics.READINGS,
         )
-    await db.migrate(pool)
+    await migrations.migrate(pool)
     a = Engine(RULES)
     cp = Checkpoints(pool, "g", durable_offsets=True)
     # the old row's state is in a format this engine does not read: it starts empty

@@ -4,6 +4,10 @@ Each process owns every P-th device and one MQTT connection (paho-mqtt, its netw
 a thread, QoS 1); it paces itself in 2 ms steps with at most `WINDOW` publishes awaiting
 their PUBACK, and reports what it published, what the broker acknowledged and how long
 acknowledgements took. A target the broker cannot take shows as an achieved rate below it.
+
+Three message shapes (`SHAPES`): `gas`, one reading of each of the four gases; `gateway`,
+a gateway's batch of 25 such samples (100 readings a message); `single`, one methane value
+(a simple detector). `bench/pipeline.py` steps these against `yujing up`.
 """
 
 from __future__ import annotations
@@ -28,10 +32,18 @@ STEP_S = 0.002
 WINDOW = 1000
 
 
+# Readings per message of each shape; a gateway's batch holds 25 samples 10 ms apart.
+SHAPES = {"gas": 4, "gateway": 100, "single": 1}
+GATEWAY_SAMPLES = 25
+SAMPLE_MS = 10
+
+
 def load_devices(
-    n: int, *, enterprise: str = "load", interval_s: int = 15
+    n: int, *, enterprise: str = "load", interval_s: int = 15, shape: str = "gas"
 ) -> list[DeviceRegistration]:
-    """The load fleet: 100 detectors a site, methane plus CO, O2 and CO2 on each."""
+    """The load fleet: 100 detectors a site, methane plus CO, O2 and CO2 on each (methane
+    alone for the `single` shape, so that no point of theirs is silent)."""
+    points = ("ch4",) if shape == "single" else LOAD_POINTS
     return [
         DeviceRegistration(
             enterprise=enterprise,
@@ -39,7 +51,7 @@ def load_devices(
             kind="gas_detector",
             site=f"site-{i // 100:04d}",
             tags={"sector": "coal", "location": LOCATIONS[i % len(LOCATIONS)], "critical": "true"},
-            points={p: {"unit": UNITS[p], "interval_s": interval_s} for p in LOAD_POINTS},
+            points={p: {"unit": UNITS[p], "interval_s": interval_s} for p in points},
         )
         for i in range(n)
     ]
@@ -56,6 +68,7 @@ class WorkerResult:
 
 @dataclass
 class LoadResult:
+    shape: str
     devices: int
     processes: int
     target_rate: float
@@ -79,9 +92,9 @@ class LoadResult:
         )
         return (
             f"load: {self.devices} devices, {self.processes} process(es), target "
-            f"{self.target_rate:,.0f} msg/s for {self.duration_s:g} s\n"
+            f"{self.target_rate:,.0f} msg/s for {self.duration_s:g} s, shape {self.shape}\n"
             f"  published {self.published:,} messages ({self.rate:,.0f} msg/s, "
-            f"{self.rate * len(LOAD_POINTS):,.0f} readings/s), acknowledged {self.acked:,}, "
+            f"{self.rate * SHAPES[self.shape]:,.0f} readings/s), acknowledged {self.acked:,}, "
             f"errors {self.errors}\n"
             f"  achieved {100 * self.rate / self.target_rate:.0f} % of the target rate\n"
             f"  PUBACK round trip: {lat}"
@@ -97,21 +110,41 @@ def run_load(
     processes: int = 1,
     enterprise: str = "load",
     seed: int = 1,
+    shape: str = "gas",
+    seq_start: int = 0,
+    progress: Any = None,
 ) -> LoadResult:
+    """Publishes for `duration_s`. `progress`, a shared `multiprocessing.Array("q", P)`
+    from the spawn context, is kept at each process's count of published messages so a
+    caller can watch the rate while the load runs; `seq_start` continues devices' `seq`
+    from an earlier run."""
+    if shape not in SHAPES:
+        raise ValueError(f"shape {shape!r}: one of {', '.join(SHAPES)}")
     host, port = parse_mqtt_url(mqtt_url)
     processes = max(1, min(processes, devices))
     args = [
-        (host, port, enterprise, devices, w, processes, rate / processes, duration_s, seed)
+        (host, port, enterprise, devices, w, processes, rate / processes, duration_s, seed,
+         shape, seq_start, progress)
         for w in range(processes)
-    ]
+    ]  # fmt: skip
     if processes == 1:
         results = [_worker(*args[0])]
     else:
         ctx = mp.get_context("spawn")
-        with ctx.Pool(processes) as pool:
-            results = pool.starmap(_worker, args)
+        out: Any = ctx.Queue()
+        procs = [ctx.Process(target=_run_worker, args=(out, *a), daemon=True) for a in args]
+        for proc in procs:
+            proc.start()
+        try:
+            results = [out.get(timeout=duration_s + 60) for _ in procs]
+        finally:
+            for proc in procs:
+                proc.join(5)
+                if proc.is_alive():
+                    proc.kill()
     lat = sorted(x for r in results for x in r.latencies_ms)
     return LoadResult(
+        shape=shape,
         devices=devices,
         processes=processes,
         target_rate=rate,
@@ -123,6 +156,10 @@ def run_load(
         ack_p50_ms=percentile(lat, 50) if lat else None,
         ack_p99_ms=percentile(lat, 99) if lat else None,
     )
+
+
+def _run_worker(out: Any, *args: Any) -> None:
+    out.put(_worker(*args))
 
 
 class _Acks:
@@ -148,12 +185,36 @@ class _Acks:
                 self.latencies_ms.append((t - sent) * 1000)
 
 
-def _payload(ts: int, seq: int, rng: random.Random) -> bytes:
-    return (
-        f'{{"ts":{ts},"seq":{seq},"values":{{"ch4":{0.3 + rng.gauss(0, 0.02):.2f},'
-        f'"co":{4 + rng.gauss(0, 0.6):.1f},"o2":{20.75 + rng.gauss(0, 0.04):.2f},'
-        f'"co2":{0.08 + rng.gauss(0, 0.01):.2f}}}}}'
-    ).encode()
+class _Payloads:
+    """Message bodies of one shape. Values come from a fixed pool drawn once (normal
+    readings, far from any alarm level), so that a publisher's CPU goes to publishing."""
+
+    def __init__(self, shape: str, rng: random.Random) -> None:
+        self.shape = shape
+        self._values = [
+            f'"ch4":{0.3 + rng.gauss(0, 0.02):.2f},"co":{4 + rng.gauss(0, 0.6):.1f},'
+            f'"o2":{20.75 + rng.gauss(0, 0.04):.2f},"co2":{0.08 + rng.gauss(0, 0.01):.2f}'
+            for _ in range(1009)
+        ]
+        self._ch4 = [f"{0.3 + rng.gauss(0, 0.02):.2f}" for _ in range(1009)]
+        self._n = 0
+
+    def __call__(self, ts: int, seq: int) -> bytes:
+        self._n += 1
+        n = self._n
+        if self.shape == "single":
+            return f'{{"ts":{ts},"seq":{seq},"values":{{"ch4":{self._ch4[n % 1009]}}}}}'.encode()
+        if self.shape == "gas":
+            return f'{{"ts":{ts},"seq":{seq},"values":{{{self._values[n % 1009]}}}}}'.encode()
+        # A gateway's batch: one seq per sample, the newest sample stamped `ts`.
+        first = ts - (GATEWAY_SAMPLES - 1) * SAMPLE_MS
+        base = (seq - 1) * GATEWAY_SAMPLES
+        entries = ",".join(
+            f'{{"ts":{first + k * SAMPLE_MS},"seq":{base + k + 1},'
+            f'"values":{{{self._values[(n + k) % 1009]}}}}}'
+            for k in range(GATEWAY_SAMPLES)
+        )
+        return f'{{"batch":[{entries}]}}'.encode()
 
 
 def _worker(
@@ -166,10 +227,13 @@ def _worker(
     rate: float,
     duration_s: float,
     seed: int,
+    shape: str = "gas",
+    seq_start: int = 0,
+    progress: Any = None,
 ) -> WorkerResult:
     mine = list(range(w, n_devices, p))
-    rng = random.Random(f"{seed}/load/{w}")
-    seqs = [0] * len(mine)
+    payload = _Payloads(shape, random.Random(f"{seed}/load/{w}"))
+    seqs = [seq_start] * len(mine)
     topics = [f"yj/{enterprise}/gd-{i:06d}/telemetry" for i in mine]
     acks = _Acks()
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"yj-load-{seed}-{w}-{p}")
@@ -184,19 +248,20 @@ def _worker(
         while (now := time.perf_counter()) - start < duration_s:
             due = int((now - start) * rate)
             acks.pair()
+            wall_ms = int(time.time() * 1000)
             # Back-pressure: never more than WINDOW unacknowledged, so a broker that cannot
             # keep up shows as a rate below target, not as a queue growing in this process.
             while result.published < due and result.published - acks.acked < WINDOW:
                 d = result.published % len(mine)
                 seqs[d] += 1
                 t = time.perf_counter()
-                info = client.publish(
-                    topics[d], _payload(int(time.time() * 1000), seqs[d], rng), qos=1
-                )
+                info = client.publish(topics[d], payload(wall_ms, seqs[d]), qos=1)
                 acks.sent[info.mid] = t
                 if info.rc != mqtt.MQTT_ERR_SUCCESS:
                     result.errors += 1
                 result.published += 1
+            if progress is not None:
+                progress[w] = result.published
             time.sleep(STEP_S)
         result.elapsed_s = time.perf_counter() - start
         _drain(acks, result.published, timeout_s=10.0)

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,7 @@ from urllib.parse import urlsplit
 import aiomqtt
 import asyncpg
 import numpy as np
+import paho.mqtt.client as mqtt
 from prometheus_client import Counter
 
 from yujing.config import Settings
@@ -208,14 +210,27 @@ def _printable(text: str) -> str:
 
 
 class MqttSource:
-    """Takes messages from the broker with manual QoS 1 acknowledgement."""
+    """Takes messages from the broker with manual QoS 1 acknowledgement.
+
+    paho reads the socket on the event loop (aiomqtt registers the reader); its messages go
+    into an inbox that ingest empties whole each turn, so many messages cost one wake-up,
+    not one queue round trip each. Back-pressure instead of loss: when the inbox holds
+    `high_water` messages, the socket is no longer read until ingest has caught up; the
+    broker then keeps the rest (its in-flight window stays full of messages that will be
+    acknowledged, not of messages dropped here), and TCP slows it down. Acknowledgements
+    of a batch leave in one write once the bus has it.
+    """
 
     def __init__(self, settings: Settings, url: str) -> None:
         parts = urlsplit(url)
         self.host = parts.hostname or "127.0.0.1"
         self.port = parts.port or 1883
         self._settings = settings
-        self._next: asyncio.Future[aiomqtt.Message] | None = None
+        self.high_water = settings.ingest_max_batch * 4
+        self._inbox: list[mqtt.MQTTMessage] = []
+        self._arrived = asyncio.Event()
+        self._paused_fd: int | None = None
+        self.pauses = 0  # how often the socket was left unread: tests watch it
 
     def _topics(self) -> list[str]:
         group = self._settings.mqtt_shared_group
@@ -237,82 +252,113 @@ class MqttSource:
         self, ingestor: Ingestor, clock: Callable[[], int], stop: asyncio.Event
     ) -> None:
         client_id = self._settings.mqtt_client_id or f"yujing-ingest-{socket.gethostname()}"
-        client = aiomqtt.Client(
-            self.host, self.port, identifier=client_id,
-            clean_session=False,
-            max_queued_incoming_messages=self._settings.ingest_max_batch * 4,
-        )  # fmt: skip
+        client = aiomqtt.Client(self.host, self.port, identifier=client_id, clean_session=False)
+        paho = client._client
         # aiomqtt has no public switch for it; paho acknowledges only when told to.
-        client._client.manual_ack_set(True)
-        self._next = None
+        paho.manual_ack_set(True)
+        # paho's own callback, not aiomqtt's queue: no per-message wrapper or queue hop.
+        paho.on_message = self._on_message
+        # paho logs every packet at DEBUG through `logging`: a cost per message for lines
+        # nobody reads; connection failures still surface through aiomqtt.
+        paho.disable_logger()
+        self._inbox = []  # unacknowledged: the broker sends them again in this session
+        self._paused_fd = None
         async with client:
             for topic in self._topics():
                 await client.subscribe(topic, qos=1)
             log.info("ingest subscribed at %s:%s", self.host, self.port)
-            messages = aiter(client.messages)
             try:
-                await self._consume(ingestor, clock, client, messages, stop)
+                await self._consume(ingestor, clock, client, stop)
             finally:
-                if self._next is not None:
-                    self._next.cancel()
-                    self._next = None
+                self._resume(client)
+
+    def _on_message(self, paho: mqtt.Client, userdata: Any, m: mqtt.MQTTMessage) -> None:
+        self._inbox.append(m)
+        self._arrived.set()
+        if len(self._inbox) >= self.high_water and self._paused_fd is None:
+            sock = paho.socket()
+            if sock is not None:
+                self._paused_fd = sock.fileno()
+                asyncio.get_running_loop().remove_reader(self._paused_fd)
+                self.pauses += 1
+
+    def _resume(self, client: aiomqtt.Client) -> None:
+        """Reads the socket again (as aiomqtt's reader does: its errors end the session)."""
+        fd, self._paused_fd = self._paused_fd, None
+        sock = client._client.socket()
+        if fd is None or sock is None or sock.fileno() != fd:
+            return
+
+        def read() -> None:
+            try:
+                client._client.loop_read()
+            except Exception as exc:
+                if not client._disconnected.done():
+                    client._disconnected.set_exception(exc)
+
+        asyncio.get_running_loop().add_reader(fd, read)
 
     async def _consume(
         self,
         ingestor: Ingestor,
         clock: Callable[[], int],
         client: aiomqtt.Client,
-        messages: Any,
         stop: asyncio.Event,
     ) -> None:
         while not stop.is_set():
-            batch = await self._gather(client, messages, stop)
+            batch = await self._gather(client, stop)
             if not batch:
                 continue
             now = clock()
             await ingestor.handle(
                 [
-                    Message(str(m.topic), _bytes(m.payload), now)
+                    Message(t, _bytes(m.payload), now)
                     for m in batch
-                    if not str(m.topic).startswith(OUTPUT_PREFIX)
+                    if not (t := m.topic).startswith(OUTPUT_PREFIX)
                 ]
             )
-            for m in batch:
-                if m.qos > 0:
-                    client._client.ack(m.mid, m.qos)
+            _ack(client._client, [m.mid for m in batch if m.qos == 1])
+            if self._paused_fd is not None and len(self._inbox) < self.high_water // 2:
+                self._resume(client)
 
-    async def _gather(
-        self, client: aiomqtt.Client, messages: Any, stop: asyncio.Event
-    ) -> list[aiomqtt.Message]:
-        """The next batch: wait for one message, then take what arrives within the linger.
-
-        aiomqtt's iterator loses a message if `anext()` is cancelled just as it completes,
-        so the wait for the first message is a task that survives across calls (cancelled
-        only when the session ends: that message was not acknowledged, so the broker sends
-        it again), and the linger polls the queue length instead of cancelling a read.
-        """
-        if self._next is None:
-            self._next = asyncio.ensure_future(anext(messages))
-        stopping = asyncio.ensure_future(stop.wait())
-        try:
-            await asyncio.wait({self._next, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stopping.cancel()
-        if not self._next.done():
+    async def _gather(self, client: aiomqtt.Client, stop: asyncio.Event) -> list[Any]:
+        """The next batch: wait for a message, linger for more, take up to the batch size."""
+        if not self._inbox:
+            self._arrived.clear()
+            arrived = asyncio.ensure_future(self._arrived.wait())
+            stopping = asyncio.ensure_future(stop.wait())
+            waits: set[asyncio.Future[Any]] = {arrived, stopping, client._disconnected}
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                arrived.cancel()
+                stopping.cancel()
+        if client._disconnected.done():
+            exc = client._disconnected.exception()
+            raise aiomqtt.MqttError("disconnected") from exc
+        if not self._inbox:
             return []
-        first, self._next = self._next, None
-        batch = [first.result()]
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._settings.ingest_linger_ms / 1000
-        while len(batch) < self._settings.ingest_max_batch:
-            if len(client.messages):
-                batch.append(await anext(messages))  # completes at once: the queue has one
-                continue
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                break
-            await asyncio.sleep(min(remaining, 0.001))
+        size = self._settings.ingest_max_batch
+        if len(self._inbox) < size and self._paused_fd is None:
+            await asyncio.sleep(self._settings.ingest_linger_ms / 1000)
+        batch, self._inbox = self._inbox[:size], self._inbox[size:]
         return batch
+
+
+def _ack(paho: mqtt.Client, mids: list[int]) -> None:
+    """PUBACKs for `mids`, as one packet in paho's outgoing queue: one socket write for a
+    whole batch instead of one write (and one loop wake-up) per message. The bytes are
+    paho's own PUBACK (`_send_command_with_mid`), valid in MQTT 3.1.1 and 5."""
+    if not mids:
+        return
+    if len(mids) == 1:
+        paho.ack(mids[0], 1)
+        return
+    packets = b"".join([_PUBACK.pack(0x40, 2, mid) for mid in mids])
+    paho._packet_queue(0x40, packets, 0, 0)
+
+
+_PUBACK = struct.Struct("!BBH")
 
 
 def _bytes(payload: Any) -> bytes:

@@ -522,7 +522,7 @@ def run_shape(
     if args.quick:
         rates = rates[::2] if len(rates) > 4 else rates
     probes_needed = int(len(rates) * args.step_s * PROBES_PER_S) + 100
-    extra = {"YJ_INGEST_UVLOOP": "1"} if args.uvloop else {}
+    extra: dict[str, str] = {}
     steps: list[Step] = []
     with fresh_database(server_url) as db_url, yujing_up(db_url, mqtt_url, tmp, extra) as y:
         t = time.perf_counter()
@@ -596,7 +596,6 @@ def main() -> None:
     parser.add_argument("--raw-only", action="store_true", help="only the raw ceilings")
     parser.add_argument("--no-raw", action="store_true", help="skip the raw ceilings")
     parser.add_argument("--all-steps", action="store_true", help="go on past the first miss")
-    parser.add_argument("--uvloop", action="store_true", help="YJ_INGEST_UVLOOP=1 for yujing up")
     parser.add_argument("--profile", type=Path, default=None, help="py-spy each step into DIR")
     parser.add_argument("--subscriber", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args()

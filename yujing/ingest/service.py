@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import aiomqtt
 import asyncpg
 import numpy as np
+import numpy.typing as npt
 import paho.mqtt.client as mqtt
 from prometheus_client import Counter
 
@@ -66,14 +67,18 @@ class Ingestor:
         self._bus = bus
         self._clock = clock
         self._seqs = SeqWindow()
+        # The bus's partition count (KafkaBus; the in-process bus has one): readings of
+        # one batch are published as one record per partition.
+        self._partitions = int(getattr(bus, "partitions", 1))
 
     async def handle(self, messages: Sequence[Message]) -> None:
         out: dict[str, list[tuple[bytes, bytes]]] = {}
         tally = _Tally()
+        readings = _Readings(self._partitions)
         self._seqs.begin()
         for m in messages:
             try:
-                topic, key, value = await self._outcome(m, tally)
+                topic, key, value = await self._outcome(m, tally, readings)
             except p.Rejected as r:
                 topic, key, value = Topics.DEADLETTER, *self._dead_letter(m, r)
                 tally.dead(r.reason)
@@ -82,7 +87,12 @@ class Ingestor:
                     tally.outcomes.append("duplicate")
                     continue
                 tally.outcomes.append("accepted")
+                if topic == Topics.READINGS:  # held in `readings`; its place in the order
+                    out.setdefault(topic, [])
+                    continue
             out.setdefault(topic, []).append((key, value))
+        if Topics.READINGS in out:
+            out[Topics.READINGS] = readings.records()
         try:
             for topic, records in out.items():
                 await self._bus.publish(topic, records)
@@ -93,19 +103,23 @@ class Ingestor:
         # Counted only once the bus has the batch: a failed publish is redelivered by MQTT.
         tally.count()
 
-    async def _outcome(self, m: Message, tally: _Tally) -> tuple[Any, bytes, bytes]:
+    async def _outcome(
+        self, m: Message, tally: _Tally, readings: _Readings
+    ) -> tuple[Any, bytes, bytes]:
         """The total input policy: whatever one message's bytes do to the code, it ends as
         accepted, duplicate or dead-lettered. Only the registry's I/O errors escape (the
         database is down: the batch waits for MQTT's redelivery)."""
         try:
-            return await self._accept(m, tally)
+            return await self._accept(m, tally, readings)
         except (p.Rejected, OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError):
             raise
         except Exception as exc:
             log.warning("ingest: %s on %r dead-lettered as internal", type(exc).__name__, m.topic)
             raise p.Rejected(p.Reason.INTERNAL, f"{type(exc).__name__}: {exc}") from exc
 
-    async def _accept(self, m: Message, tally: _Tally) -> tuple[Any, bytes, bytes]:
+    async def _accept(
+        self, m: Message, tally: _Tally, readings: _Readings
+    ) -> tuple[Any, bytes, bytes]:
         if len(m.payload) > self._settings.max_payload_bytes:
             raise p.Rejected(
                 p.Reason.TOO_LARGE,
@@ -126,12 +140,11 @@ class Ingestor:
             )
         key = device_key(where.enterprise, where.device).encode()
         if where.kind == "telemetry":
-            batch = self._readings(info, rows, m.received_ms, tally)
-            return (
-                (Topics.READINGS if batch is not None else None),
-                key,
-                batch.to_bytes() if batch else b"",
-            )
+            kept = self._readings(info, rows, tally)
+            if kept is None:
+                return None, key, b""
+            readings.add(key, info, rows, kept, m.received_ms)
+            return Topics.READINGS, key, b""
         if where.kind == "event":
             ts, type_, count, seq, attrs = event
             if seq is not None and not self._seqs.accept((info.enterprise, info.device), seq):
@@ -141,29 +154,20 @@ class Ingestor:
         return Topics.STATUS, key, encode(Status(info, ts, state, detail))
 
     def _readings(
-        self, info: DeviceInfo, rows: p.ReadingRows, received_ms: int, tally: _Tally
-    ) -> ReadingBatch | None:
+        self, info: DeviceInfo, rows: p.ReadingRows, tally: _Tally
+    ) -> npt.NDArray[np.bool_] | None:
+        """Which rows are new (None: none is), by the device's seq window."""
         device = (info.enterprise, info.device)
         gaps = self._seqs.gaps
         fresh = np.array([s is None or self._seqs.accept(device, s) for s in rows.seqs])
         tally.gaps += self._seqs.gaps - gaps
-        keep = fresh[rows.entry_of_row]
+        keep: npt.NDArray[np.bool_] = fresh[rows.entry_of_row]
         dropped = int((~keep).sum())
         tally.duplicate_readings += dropped
         if dropped == len(keep):
             return None
         tally.readings += len(keep) - dropped
-        n = int(keep.sum())
-        return ReadingBatch(
-            devices=[info],
-            points=rows.points,
-            device=np.zeros(n, np.int32),
-            point=rows.point[keep],
-            ts=rows.ts[keep],
-            value=rows.value[keep],
-            quality=rows.quality[keep],
-            received_ms=received_ms,
-        )
+        return keep
 
     @staticmethod
     def _dead_letter(m: Message, r: p.Rejected) -> tuple[bytes, bytes]:
@@ -179,6 +183,73 @@ class Ingestor:
             m.payload, ent, dev,
         )  # fmt: skip
         return (device_key(ent, dev) if ent and dev else "-").encode(), encode(letter)
+
+
+class _Readings:
+    """The readings one batch of messages brought, as one `ReadingBatch` per bus
+    partition: one record to encode, publish and decode downstream instead of one per
+    message. Kafka keeps a device's records on the partition its key hashes to, so a
+    group is keyed by one of its own devices (the producer's partitioner is asked)."""
+
+    def __init__(self, partitions: int) -> None:
+        self._partitions = partitions
+        self._groups: dict[int, _Group] = {}
+
+    def add(
+        self, key: bytes, info: DeviceInfo, rows: p.ReadingRows, keep: Any, received_ms: int
+    ) -> None:
+        part = 0 if self._partitions <= 1 else _partition(key, self._partitions)
+        group = self._groups.get(part)
+        if group is None:
+            group = self._groups[part] = _Group(key)
+        group.add(info, rows, keep, received_ms)
+
+    def records(self) -> list[tuple[bytes, bytes]]:
+        return [(g.key, g.batch().to_bytes()) for g in self._groups.values()]
+
+
+@dataclass(slots=True)
+class _Group:
+    key: bytes
+    devices: list[DeviceInfo] = field(default_factory=list)
+    points: dict[str, int] = field(default_factory=dict)
+    columns: tuple[list[Any], ...] = field(default_factory=lambda: ([], [], [], [], []))
+    received_ms: int = 0
+
+    def add(self, info: DeviceInfo, rows: p.ReadingRows, keep: Any, received_ms: int) -> None:
+        every = bool(keep.all())
+        point = rows.point if every else rows.point[keep]
+        pmap = np.array(
+            [self.points.setdefault(name, len(self.points)) for name in rows.points], np.int32
+        )
+        device, points, ts, value, quality = self.columns
+        device.append(np.full(len(point), len(self.devices), np.int32))
+        points.append(pmap[point])
+        ts.append(rows.ts if every else rows.ts[keep])
+        value.append(rows.value if every else rows.value[keep])
+        quality.append(rows.quality if every else rows.quality[keep])
+        self.devices.append(info)
+        self.received_ms = max(self.received_ms, received_ms)
+
+    def batch(self) -> ReadingBatch:
+        device, points, ts, value, quality = (np.concatenate(c) for c in self.columns)
+        return ReadingBatch(
+            self.devices, list(self.points), device, points, ts, value, quality, self.received_ms
+        )
+
+
+_PARTITIONS: dict[tuple[bytes, int], int] = {}
+
+
+def _partition(key: bytes, partitions: int) -> int:
+    """The partition aiokafka's default partitioner gives `key` (murmur2, as Java's)."""
+    part = _PARTITIONS.get((key, partitions))
+    if part is None:
+        from aiokafka.partitioner import DefaultPartitioner
+
+        every = list(range(partitions))
+        part = _PARTITIONS[key, partitions] = DefaultPartitioner()(key, every, every)
+    return part
 
 
 @dataclass(slots=True)

@@ -159,7 +159,7 @@ class Ingestor:
         """Which rows are new (None: none is), by the device's seq window."""
         device = (info.enterprise, info.device)
         gaps = self._seqs.gaps
-        fresh = np.array([s is None or self._seqs.accept(device, s) for s in rows.seqs])
+        fresh = np.array(self._seqs.accept_all(device, rows.seqs))
         tally.gaps += self._seqs.gaps - gaps
         keep: npt.NDArray[np.bool_] = fresh[rows.entry_of_row]
         dropped = int((~keep).sum())

@@ -133,7 +133,9 @@ class Ingestor:
             event = p.decode_event(m.payload, now, skew)
         else:
             status = p.decode_status(m.payload, now, skew)
-        info = await self._registry.lookup(where.enterprise, where.device)
+        info = self._registry.cached(where.enterprise, where.device) or (
+            await self._registry.lookup(where.enterprise, where.device)
+        )
         if info is None:
             raise p.Rejected(
                 p.Reason.UNKNOWN_DEVICE, f"{where.enterprise}/{where.device} is not registered"

@@ -224,12 +224,16 @@ class _Group:
         pmap = np.array(
             [self.points.setdefault(name, len(self.points)) for name in rows.points], np.int32
         )
-        device, points, ts, value, quality = self.columns
-        device.append(np.full(len(point), len(self.devices), np.int32))
-        points.append(pmap[point])
-        ts.append(rows.ts if every else rows.ts[keep])
-        value.append(rows.value if every else rows.value[keep])
-        quality.append(rows.quality if every else rows.quality[keep])
+        # Every column worked out before any is appended: a failure leaves the group whole.
+        row = (
+            np.full(len(point), len(self.devices), np.int32),
+            pmap[point],
+            rows.ts if every else rows.ts[keep],
+            rows.value if every else rows.value[keep],
+            rows.quality if every else rows.quality[keep],
+        )
+        for column, part in zip(self.columns, row, strict=True):
+            column.append(part)
         self.devices.append(info)
         self.received_ms = max(self.received_ms, received_ms)
 

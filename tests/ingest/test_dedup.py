@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from yujing.ingest.dedup import RESTART_MIN_AGE, WINDOW, SeqWindow
 
 
@@ -84,3 +87,35 @@ def test_rollback_forgets_the_batch() -> None:
     assert timeline(w, dev, [3, 5]) == [True, True]
     assert w.accept(other, 7)
     assert w.gaps == 1
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.lists(st.integers(min_value=0, max_value=3 * WINDOW), max_size=5),
+            st.lists(st.one_of(st.none(), st.integers(min_value=0, max_value=40)), max_size=4),
+            st.integers(min_value=1, max_value=40),  # a run continuing the device's count
+        ),
+        max_size=12,
+    )
+)
+def test_a_run_at_once_is_the_same_as_seq_by_seq(messages: list[list[int | None] | int]) -> None:
+    """`accept_all` (a batch's seqs, runs taken in one step) decides and remembers exactly
+    what `accept` one seq at a time does, rollback included."""
+    dev = ("e", "d")
+    one, many = SeqWindow(), SeqWindow()
+    for i, message in enumerate(messages):
+        if i % 4 == 0:
+            one.begin(), many.begin()
+        if isinstance(message, int):
+            top = one._devices[dev].top if dev in one._devices else 0
+            seqs: list[int | None] = list(range(top + 1, top + 1 + message))
+        else:
+            seqs = list(message)
+        expected = [s is None or one.accept(dev, s) for s in seqs]
+        assert many.accept_all(dev, seqs) == expected
+        assert many._devices == one._devices and many.gaps == one.gaps
+        if i % 4 == 3:
+            one.rollback(), many.rollback()
+            assert many._devices == one._devices and many.gaps == one.gaps

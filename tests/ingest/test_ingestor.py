@@ -79,3 +79,43 @@ async def test_auto_register_accepts_unknown_devices(pool: asyncpg.Pool) -> None
     async with pool.acquire() as conn:
         row = await conn.fetchrow("SELECT * FROM devices WHERE device = 'new-1'")
     assert (row["kind"], row["site"], row["auto_registered"]) == ("unknown", "unassigned", True)
+
+
+class _PartitionedBus(MemoryBus):
+    """The in-process bus, claiming Kafka's six partitions: ingest groups by them."""
+
+    partitions = 6
+
+
+@pytest.mark.parametrize("bus", [MemoryBus(), _PartitionedBus()], ids=["one", "six"])
+async def test_readings_of_a_batch_travel_as_one_record_per_partition(
+    pool: asyncpg.Pool, bus: MemoryBus
+) -> None:
+    from aiokafka.partitioner import DefaultPartitioner
+
+    async with pool.acquire() as conn:
+        for i in range(20):
+            record = {"kind": "gas_detector", "site": "s1", "points": {"ch4": {"unit": "%CH4"}}}
+            await upsert_device(conn, "ent1", f"gd-{i}", record, "test")
+    out = bus.consumer([Topics.READINGS], "t")
+    ingestor = Ingestor(Settings(), Registry(pool), bus, lambda: NOW)
+    await ingestor.handle(
+        [msg(f"yj/ent1/gd-{i}/telemetry", {"ts": NOW - k, "values": {"ch4": i + k / 10}})
+         for k in range(2) for i in range(20)]
+    )  # fmt: skip
+    records = await drain(out)
+    partitions = getattr(bus, "partitions", 1)
+    every = list(range(partitions))
+
+    def part(key: bytes) -> int:
+        return 0 if partitions == 1 else int(DefaultPartitioner()(key, every, every))
+
+    got: list[tuple[str, float]] = []
+    for r in records:
+        batch = b.ReadingBatch.from_bytes(r.value)
+        for d, v in zip(batch.device.tolist(), batch.value.tolist(), strict=True):
+            info = batch.devices[d]
+            assert part(f"{info.enterprise}/{info.device}".encode()) == part(r.key)
+            got.append((info.device, v))
+    assert len(records) == len({part(f"ent1/gd-{i}".encode()) for i in range(20)})
+    assert sorted(got) == sorted((f"gd-{i}", i + k / 10) for k in range(2) for i in range(20))

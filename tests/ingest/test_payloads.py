@@ -152,6 +152,49 @@ def test_the_fast_path_agrees_with_the_careful_path(
     assert _outcome(p._decode, schema, raw) == careful
 
 
+_entry = st.fixed_dictionaries(
+    {
+        "ts": st.one_of(st.just(NOW), st.text(max_size=5), st.integers(max_value=2**64)),
+        "values": st.dictionaries(
+            st.sampled_from(["ch4", "co", "a b", "\x00"]),
+            st.one_of(st.floats(allow_nan=False), st.none(), st.booleans(), st.just([1.0])),
+            max_size=3,
+        ),
+    },
+    optional={
+        "seq": st.one_of(st.none(), st.integers(min_value=-2, max_value=2**64)),
+        "quality": st.dictionaries(st.sampled_from(["ch4", "co"]), st.sampled_from(["ok", "x"])),
+        "extra": _any,
+    },
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_entry, min_size=1, max_size=12), st.integers(min_value=-1, max_value=11))
+def test_the_batch_fast_path_agrees_with_the_careful_path(
+    entries: list[dict[str, Any]], twice: int
+) -> None:
+    """Store-and-forward batches repeat their keys from entry to entry; a key twice inside
+    one entry (`twice`) must still be refused as the careful path refuses it."""
+    parts = [json.dumps(e) for e in entries]
+    if 0 <= twice < len(parts):
+        parts[twice] = parts[twice][:-1] + ', "ts": 1}'
+    raw = ('{"batch": [' + ", ".join(parts) + "]}").encode("utf-8", "surrogatepass")
+    careful = _outcome(
+        lambda s, b: p._careful(s, b.decode("utf-8", "surrogatepass")), p._Telemetry, raw
+    )
+    assert _outcome(p._decode, p._Telemetry, raw) == careful
+
+
+def test_a_clean_batch_takes_the_fast_path() -> None:
+    entry = {"ts": NOW, "seq": 1, "values": {"ch4": 0.3, "co": 4.0}, "quality": {"co": "fault"}}
+    raw = json.dumps({"batch": [entry] * 30}).encode()
+    assert not p._plain(raw)  # the keys repeat, the braces add up
+    assert p._plain_telemetry(raw) is not None
+    twice = raw.replace(b'"seq": 1,', b'"seq": 1, "seq": 2,', 1)
+    assert p._plain_telemetry(twice) is None
+
+
 def test_every_event_type_a_pack_selects_is_accepted() -> None:
     """Ingest refuses unknown event types: a pack's event rule must not be starved."""
     selected = set()

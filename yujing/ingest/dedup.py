@@ -22,6 +22,7 @@ batch, so that the redelivered messages are not taken for duplicates.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 WINDOW = 4096
 RESTART_MAX = 1
@@ -58,6 +59,28 @@ class SeqWindow:
                 self._devices[device] = before
         self._undo.clear()
         self.gaps = self._undo_gaps
+
+    def accept_all(self, device: tuple[str, str], seqs: list[int | None]) -> list[bool]:
+        """`accept` for each of a message's seqs (None: no seq, always new). A store-and-
+        forward batch usually continues its device's count one by one: that run is taken
+        in one step (the window shifted once), the same outcome as seq by seq."""
+        seen = self._devices.get(device)
+        n = len(seqs)
+        if (
+            seen is not None
+            and seen.candidate is None
+            and 1 < n < WINDOW
+            and seqs[0] == seen.top + 1
+            and seqs[-1] == seen.top + n
+            and None not in seqs
+            and all(b == a + 1 for a, b in pairwise(seqs))  # type: ignore[operator]
+        ):
+            if device not in self._undo:
+                self._undo[device] = _Seen(seen.top, seen.bits, seen.candidate)
+            seen.bits = ((seen.bits << n) | ((1 << n) - 1)) & _MASK
+            seen.top += n
+            return [True] * n
+        return [s is None or self.accept(device, s) for s in seqs]
 
     def accept(self, device: tuple[str, str], seq: int) -> bool:
         """True if `seq` is new for this device (and records it)."""

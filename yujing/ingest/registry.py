@@ -51,6 +51,10 @@ class Registry:
         self._known: dict[tuple[str, str], DeviceInfo] = {}
         self._unknown: dict[tuple[str, str], float] = {}
 
+    def cached(self, enterprise: str, device: str) -> DeviceInfo | None:
+        """The cached record, without a coroutine: ingest asks this first, per message."""
+        return self._known.get((enterprise, device))
+
     async def lookup(self, enterprise: str, device: str) -> DeviceInfo | None:
         key = (enterprise, device)
         info = self._known.get(key)

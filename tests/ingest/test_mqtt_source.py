@@ -8,6 +8,7 @@ import json
 import random
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import aiomqtt
 import asyncpg
@@ -83,9 +84,14 @@ class _SlowBus(MemoryBus):
         super().__init__()
         self.delay_s = delay_s
 
-    async def publish(self, topic: str, records: Sequence[tuple[bytes, bytes]]) -> None:
+    async def publish(
+        self,
+        topic: str,
+        records: Sequence[tuple[bytes, bytes]],
+        decoded: Sequence[Any] | None = None,
+    ) -> None:
         await asyncio.sleep(self.delay_s)
-        await super().publish(topic, records)
+        await super().publish(topic, records, decoded)
 
 
 async def test_overload_holds_the_socket_instead_of_dropping_and_recovers(

@@ -281,10 +281,21 @@ def _decode(schema: type[Any], payload: bytes) -> Any:
         try:
             return _DECODERS[schema].decode(payload)
         except msgspec.ValidationError as exc:
+            # msgspec stops at the first value the schema refuses; the careful path reads
+            # the whole text first, so malformed JSON after that point is `bad_json` there.
+            _well_formed(payload)
             raise Rejected(Reason.SCHEMA, str(exc)) from None
         except msgspec.DecodeError as exc:
             raise Rejected(Reason.BAD_JSON, str(exc)) from None
     return _careful(schema, text)
+
+
+def _well_formed(payload: bytes) -> None:
+    """Raises `bad_json` unless the payload parses as JSON (no schema)."""
+    try:
+        msgspec.json.decode(payload)
+    except msgspec.DecodeError as exc:
+        raise Rejected(Reason.BAD_JSON, str(exc)) from None
 
 
 def _plain_telemetry(payload: bytes) -> _Telemetry | None:

@@ -73,9 +73,14 @@ def _text(s: str | None) -> str | None:
 
 
 class Sink:
-    def __init__(self, pool: asyncpg.Pool, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        clock: Callable[[], datetime] = utcnow,
+        readings: ReadingWriter | None = None,
+    ) -> None:
         self._pool = pool
-        self._readings = ReadingWriter(pool)
+        self._readings = readings or ReadingWriter(pool)
         self._clock = clock
 
     async def write(self, records: Sequence[Record]) -> None:
@@ -219,12 +224,13 @@ async def run_sink(
     *,
     health: Health | None = None,
     clock: Callable[[], datetime] = utcnow,
+    sink: Sink | None = None,
 ) -> None:
     """Stores batches and commits their offsets (the consume loop: a batch is stored again
     after an outage, which the readings' duplicate check absorbs); beside it, storage
     upkeep (partitions ahead, retention) every `YJ_STORAGE_UPKEEP_S`."""
     health = health or Health(time.time)
-    sink = Sink(pool, clock)
+    sink = sink or Sink(pool, clock)
     upkeep = Upkeep(pool, clock, settings.retention_raw, settings.retention_agg,
                     settings.storage_upkeep_s)  # fmt: skip
     consumer = bus.consumer(

@@ -107,19 +107,12 @@ class AlertsStage:
         watch = HazardWatch(rt.pool, now, rt.hazard_settings)
         async with asyncio.TaskGroup() as tasks:
             tasks.create_task(watch.run(stop, rt.health), name="hazard-watch")
-            tasks.create_task(
-                run_alerts(
-                    rt.settings,
-                    rt.bus,
-                    rt.pool,
-                    stop,
-                    publishers,
-                    now,
-                    alert_settings=rt.alert_settings,
-                    health=rt.health,
-                ),
-                name="alerts",
-            )
+            # In this coroutine, not a task: its consumer subscribes before the next stage
+            # starts (the in-process bus delivers only to consumers that exist).
+            await run_alerts(
+                rt.settings, rt.bus, rt.pool, stop, publishers, now,
+                alert_settings=rt.alert_settings, health=rt.health,
+            )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -133,6 +126,23 @@ class ApiStage:
 
     async def run(self, rt: Runtime, stop: asyncio.Event) -> None:
         await serve_api(rt, stop, refresh_stats=self.refresh_stats, uses_mqtt=self.uses_mqtt)
+
+
+@dataclass(frozen=True)
+class WatchStage:
+    """The process watching itself (yujing/pipeline/system.py), supervised like a stage:
+    every 2 s its `Health` becomes system alerts."""
+
+    name = "system-watch"
+
+    async def run(self, rt: Runtime, stop: asyncio.Event) -> None:
+        store = AlertStore(rt.pool, rt.clock.now, rt.alert_settings)
+        watch = SystemWatch(rt.health, rt.pool, store, rt.clock)
+
+        async def check() -> None:
+            await watch.check()
+
+        await periodic("system-watch", check, 2.0, stop, health=rt.health)
 
 
 def stages_of(names: tuple[str, ...]) -> list[Stage]:
@@ -232,20 +242,13 @@ async def run_stages(
     the system watch, until `stop`. Only a fatal error (the API's port is taken) or an
     `extra` coroutine that fails ends them all; it is raised."""
     supervisor = Supervisor(rt, fatal=(ListenError,))
-    watch = SystemWatch(rt.health, rt.pool, AlertStore(rt.pool, rt.clock.now, rt.alert_settings),
-                        rt.clock)  # fmt: skip
-
-    async def check() -> None:
-        await watch.check()
-
     try:
         async with asyncio.TaskGroup() as tasks:
-            for stage in stages_of(stages):
+            for stage in [*stages_of(stages), WatchStage()]:
                 tasks.create_task(supervisor.run(stage, stop), name=stage.name)
                 await asyncio.sleep(0)  # let each consumer subscribe before the next starts
             for coro in extra or []:
                 tasks.create_task(coro)
-            tasks.create_task(periodic("system-watch", check, 2.0, stop), name="system-watch")
     except BaseExceptionGroup as group:
         stop.set()
         raise group.exceptions[0] from None

@@ -128,7 +128,7 @@ class EngineService:
                 else:
                     self.engine.device_changed(enterprise, device)
         if reload:
-            await self.reload_rules()
+            await self._retried(self.reload_rules, "database")
 
     async def on_data(self, records: Sequence[Record]) -> list[Transition]:
         records = await self.snapshots.admit(self.engine, records)

@@ -6,11 +6,13 @@ retried, any other error ends the helper and with it the task group of its stage
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Sequence
 
 import pytest
 
 from yujing.ingest.bus import CommitFailed, Consumer, MemoryBus, Record, Topics
+from yujing.ingest.kafka import KafkaBus
 from yujing.pipeline.consume import Work, consume
 from yujing.pipeline.health import Health
 from yujing.pipeline.periodic import periodic
@@ -103,3 +105,32 @@ async def test_a_periodic_helper_retries_an_outage_and_fails_on_anything_else() 
     assert failed.group_contains(ValueError)
     assert len(calls) == 3
     assert health.troubles == {}  # the outage was over after the second call
+
+
+@pytest.mark.integration
+async def test_a_kafka_consumer_says_how_far_behind_it_is(kafka_bootstrap: str) -> None:
+    """What the `consumer_lag` system alert is measured with: high watermark − position."""
+    bus = KafkaBus(kafka_bootstrap, partitions=1, prefix=f"lag-{uuid.uuid4().hex[:8]}-")
+    await bus.start()
+    consumer = bus.consumer([Topics.TRANSITIONS], "lag-test")
+    try:
+        assert await consumer.lag() is None  # not joined yet
+        await bus.publish(Topics.TRANSITIONS, [(b"k", str(i).encode()) for i in range(50)])
+        got: list[Record] = []
+        for _ in range(100):
+            got = await consumer.next_batch(timeout_s=0.5, max_records=10)
+            if got:
+                break
+        assert len(got) == 10
+        assert await consumer.lag() == 40
+    finally:
+        await consumer.close()
+        await bus.close()
+
+
+async def test_the_in_process_consumer_lag_is_what_waits_in_its_queue() -> None:
+    bus = MemoryBus()
+    consumer = bus.consumer([Topics.TRANSITIONS], "g")
+    await bus.publish(Topics.TRANSITIONS, [(b"k", str(i).encode()) for i in range(50)])
+    assert len(await consumer.next_batch(max_records=10)) == 10
+    assert await consumer.lag() == 40

@@ -29,7 +29,7 @@ class StageReport:
     state: StageState
     restarts: int = 0
     since: float = 0.0  # when it entered this state (clock seconds)
-    error: str | None = None  # the last failure
+    error: str | None = None  # the last failure, kept once it runs again
 
 
 @dataclass(slots=True)
@@ -51,8 +51,8 @@ class Health:
 
     def running(self, stage: str) -> None:
         report = self.stages.get(stage)
-        restarts = report.restarts if report else 0
-        self.stages[stage] = StageReport(StageState.RUNNING, restarts, self.clock())
+        restarts, error = (report.restarts, report.error) if report else (0, None)
+        self.stages[stage] = StageReport(StageState.RUNNING, restarts, self.clock(), error)
         UP.labels(stage).set(1)
 
     def failed(self, stage: str, error: BaseException) -> None:
@@ -66,9 +66,8 @@ class Health:
 
     def stopped(self, stage: str) -> None:
         report = self.stages.get(stage)
-        self.stages[stage] = StageReport(
-            StageState.STOPPED, report.restarts if report else 0, self.clock()
-        )
+        restarts, error = (report.restarts, report.error) if report else (0, None)
+        self.stages[stage] = StageReport(StageState.STOPPED, restarts, self.clock(), error)
         UP.labels(stage).set(0)
 
     def refused(self, stage: str, target: str, error: BaseException) -> None:

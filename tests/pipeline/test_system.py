@@ -70,6 +70,25 @@ def test_conditions_raise_and_clear_on_their_own_timeline() -> None:
     assert levels(tl) == {}
 
 
+def test_a_refusal_that_failed_the_stage_is_over_once_it_runs_long_enough() -> None:
+    """Ingest has no retries of its own: the supervisor reports the refusal, and only a
+    healthy run after the restart ends it."""
+    tl = Timeline()
+    gone = asyncpg.ConnectionDoesNotExistError("gone")
+    for t in (0, 2, 6):  # failing again and again: the refusal dates from the first
+        tl.to(t)
+        tl.health.failed("ingest", gone)
+        tl.health.refused("ingest", "database", gone, restart=True)
+        tl.health.running("ingest")
+    tl.to(10)
+    stage = "_system/stage.ingest@host-1/-/stage_down"
+    assert levels(tl) == {stage: Level.ORANGE, DB_REFUSED: Level.RED}
+    tl.to(35)
+    assert levels(tl) == {stage: Level.ORANGE, DB_REFUSED: Level.RED}
+    tl.to(36)  # 30 s since the last restart
+    assert levels(tl) == {}
+
+
 def test_the_message_is_chinese_and_names_the_stage() -> None:
     tl = Timeline()
     tl.health.failed("engine", RuntimeError("x"))

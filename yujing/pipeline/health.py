@@ -39,6 +39,9 @@ class Trouble:
     since: float
     error: str
     stage: str
+    # Reported by the supervisor (the stage failed on it): over once the stage has run
+    # long enough, since a stage without retries of its own never says it went through.
+    restart: bool = False
 
 
 @dataclass
@@ -70,12 +73,14 @@ class Health:
         self.stages[stage] = StageReport(StageState.STOPPED, restarts, self.clock(), error)
         UP.labels(stage).set(0)
 
-    def refused(self, stage: str, target: str, error: BaseException) -> None:
-        """`target` refused work just now (it is retried)."""
+    def refused(
+        self, stage: str, target: str, error: BaseException, *, restart: bool = False
+    ) -> None:
+        """`target` refused work just now (it is retried, or the stage restarted)."""
         RETRIES.labels(stage, target).inc()
         seen = self.troubles.get((target, stage))
         since = seen.since if seen else self.clock()
-        self.troubles[target, stage] = Trouble(since, describe(error), stage)
+        self.troubles[target, stage] = Trouble(since, describe(error), stage, restart)
 
     def accepted(self, stage: str, target: str | None = None) -> None:
         """Work of `stage` that needs `target` (None: every server it uses) went through:
@@ -84,9 +89,20 @@ class Health:
             if of == stage and (target is None or name == target):
                 del self.troubles[name, of]
 
-    def refusing(self, target: str) -> Trouble | None:
-        """The longest-standing trouble with `target`, if any stage has one."""
-        found = [t for (name, _), t in self.troubles.items() if name == target]
+    def refusing(self, target: str, now: float, healthy_after_s: float) -> Trouble | None:
+        """The longest-standing trouble with `target`, if any stage has one; one that made
+        a stage fail is over once the stage has run for `healthy_after_s`."""
+        found = []
+        for (name, stage), t in self.troubles.items():
+            report = self.stages.get(stage)
+            recovered = (
+                t.restart
+                and report is not None
+                and report.state is StageState.RUNNING
+                and now - report.since >= healthy_after_s
+            )
+            if name == target and not recovered:
+                found.append(t)
         return min(found, key=lambda t: t.since) if found else None
 
     def lag(self, group: str, records: int) -> None:

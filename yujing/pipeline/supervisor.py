@@ -53,7 +53,7 @@ class Supervisor:
             health.failed(stage.name, error)
             target = retry.target_of(_first(error))
             if target is not None:
-                health.refused(stage.name, target, error)
+                health.refused(stage.name, target, error, restart=True)
             wait = delays.next()
             log.error("stage %s failed, restarting in %.0f s", stage.name, wait, exc_info=error)
             await retry.pause(stop, wait)

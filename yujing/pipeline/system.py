@@ -79,7 +79,7 @@ def conditions(health: Health, now_s: float, limits: Limits, host: str) -> dict[
             name = f"处理阶段 {stage}（{host}）异常停止，已重启 {report.restarts} 次"
             out[k] = Condition(k, "stage_down", Level.ORANGE, name)
     for target, zh in (("database", "数据库"), ("bus", "消息总线")):
-        trouble = health.refusing(target)
+        trouble = health.refusing(target, now_s, limits.healthy_after_s)
         if trouble is not None and now_s - trouble.since >= limits.refused_after_s:
             k = key(f"{target}@{host}", "writes_refused")
             name = f"{zh}拒绝写入（{host}，处理阶段 {trouble.stage}）"

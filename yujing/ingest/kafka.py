@@ -101,7 +101,13 @@ class _KafkaConsumer:
                 # then reach the same engine, which `assignment()` below relies on.
                 partition_assignment_strategy=(RangePartitionAssignor,),
             )
-            await consumer.start()
+            try:
+                await consumer.start()
+            except BaseException:
+                # Not ours yet, so `close` would not stop it: the consume loop retries a
+                # start that failed on an outage, and must not leave a consumer behind.
+                await consumer.stop()
+                raise
             self._consumer = consumer
         return self._consumer
 

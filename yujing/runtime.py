@@ -10,21 +10,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-import asyncpg
 import uvicorn
 
 from yujing import db, migrations
 from yujing.alerts.publishers import KafkaFeed, MqttFeed, Publisher
 from yujing.alerts.service import run_alerts
 from yujing.alerts.settings import AlertSettings
-from yujing.alerts.sink import run_sink
+from yujing.alerts.sink import SinkStage
 from yujing.alerts.stats import StatsRefresher
 from yujing.alerts.store import AlertStore
 from yujing.alerts.webhooks import WebhookFanout
@@ -36,33 +33,20 @@ from yujing.api.stream import ChangeHub
 from yujing.config import Settings
 from yujing.hazards.settings import HazardSettings
 from yujing.hazards.watch import HazardWatch
-from yujing.ingest.bus import Bus
 from yujing.ingest.buses import make_bus
 from yujing.ingest.registry import Registry
 from yujing.ingest.service import run_ingest
-from yujing.rules.service import run_engine
+from yujing.pipeline.periodic import periodic
+from yujing.pipeline.stage import Clock, Runtime, Stage
+from yujing.pipeline.supervisor import Supervisor
+from yujing.pipeline.system import SystemWatch
+from yujing.rules.service import EngineStage
 from yujing.rules.store import ensure_default_rules
 
 log = logging.getLogger(__name__)
 
 STAGES = ("ingest", "engine", "alerts", "sink", "api")
-
-
-def wall_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-@dataclass
-class Runtime:
-    settings: Settings
-    pool: asyncpg.Pool
-    bus: Bus
-    mqtt_url: str
-    say: Callable[[str], None] = print
+__all__ = ["STAGES", "ListenError", "Runtime", "open_runtime", "run_stages", "serve_api"]
 
 
 def mqtt_host_port(url: str) -> tuple[str, int]:
@@ -72,8 +56,10 @@ def mqtt_host_port(url: str) -> tuple[str, int]:
 
 @contextlib.asynccontextmanager
 async def open_runtime(
-    settings: Settings, database_url: str, mqtt_url: str
+    settings: Settings, database_url: str, mqtt_url: str, clock: Clock | None = None
 ) -> AsyncIterator[Runtime]:
+    """The runtime every stage of this process shares; the settings of alert and hazard
+    handling are read from the environment here, once, and handed down with it."""
     pool = await db.create_pool(database_url, max_size=20)
     try:
         found = await migrations.migrate(pool, settings)
@@ -82,44 +68,98 @@ async def open_runtime(
         bus = make_bus(settings)
         await bus.start()
         try:
-            yield Runtime(settings, pool, bus, mqtt_url)
+            yield Runtime(
+                settings, pool, bus, mqtt_url, clock=clock or Clock(),
+                alert_settings=AlertSettings(), hazard_settings=HazardSettings(),
+            )  # fmt: skip
         finally:
             await bus.close()
     finally:
         await pool.close()
 
 
-def stage_tasks(
-    rt: Runtime, stages: tuple[str, ...], stop: asyncio.Event
-) -> list[Coroutine[Any, Any, None]]:
-    """Coroutines for the named stages; consumers come before ingest so that the in-process
-    bus has every group subscribed before the first message is published."""
-    host, port = mqtt_host_port(rt.mqtt_url)
-    out: list[Coroutine[Any, Any, None]] = []
-    s = rt.settings
-    if "engine" in stages:
-        out.append(run_engine(s, rt.bus, rt.pool, stop))
-    if "sink" in stages:
-        out.append(run_sink(s, rt.bus, rt.pool, stop))
-    if "alerts" in stages:
+@dataclass(frozen=True)
+class IngestStage:
+    name = "ingest"
+
+    async def run(self, rt: Runtime, stop: asyncio.Event) -> None:
+        registry = Registry(rt.pool, auto_register=rt.settings.auto_register)
+        await run_ingest(rt.settings, rt.bus, registry, rt.mqtt_url, rt.clock.ms, stop)
+
+
+@dataclass(frozen=True)
+class AlertsStage:
+    """The alert lifecycle and its feeds; the hazard watch rides with it (proposals,
+    overdue hazards, tiered pushes)."""
+
+    name = "alerts"
+
+    async def run(self, rt: Runtime, stop: asyncio.Event) -> None:
+        host, port = mqtt_host_port(rt.mqtt_url)
+        now = rt.clock.now
         publishers: list[Publisher] = [
-            KafkaFeed(rt.bus), MqttFeed(host, port), WebhookFanout(rt.pool, utcnow),
+            KafkaFeed(rt.bus), MqttFeed(host, port), WebhookFanout(rt.pool, now),
         ]  # fmt: skip
-        out.append(run_alerts(s, rt.bus, rt.pool, stop, publishers, utcnow))
-        # Hazards ride with the alerts stage: proposals, overdue hazards, tiered pushes.
-        out.append(HazardWatch(rt.pool, utcnow, HazardSettings()).run(stop))
-    if "api" in stages:
-        # The alarm figures on /metrics are refreshed by the alerts stage; an API process of
-        # its own refreshes them itself, so every /metrics a scraper may hit carries them.
+        watch = HazardWatch(rt.pool, now, rt.hazard_settings)
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(watch.run(stop, rt.health), name="hazard-watch")
+            # In this coroutine, not a task: its consumer subscribes before the next stage
+            # starts (the in-process bus delivers only to consumers that exist).
+            await run_alerts(
+                rt.settings, rt.bus, rt.pool, stop, publishers, now,
+                alert_settings=rt.alert_settings, health=rt.health,
+            )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ApiStage:
+    """The HTTP API; the alarm figures on /metrics are refreshed by the alerts stage, and
+    an API process of its own refreshes them itself, so every /metrics carries them."""
+
+    refresh_stats: bool
+    uses_mqtt: bool
+    name = "api"
+
+    async def run(self, rt: Runtime, stop: asyncio.Event) -> None:
+        await serve_api(rt, stop, refresh_stats=self.refresh_stats, uses_mqtt=self.uses_mqtt)
+
+
+@dataclass(frozen=True)
+class WatchStage:
+    """The process watching itself (yujing/pipeline/system.py), supervised like a stage:
+    every 2 s its `Health` becomes system alerts."""
+
+    name = "system-watch"
+
+    async def run(self, rt: Runtime, stop: asyncio.Event) -> None:
+        store = AlertStore(rt.pool, rt.clock.now, rt.alert_settings)
+        watch = SystemWatch(rt.health, rt.pool, store, rt.clock)
+
+        async def check() -> None:
+            await watch.check()
+
+        await periodic("system-watch", check, 2.0, stop, health=rt.health)
+
+
+def stages_of(names: tuple[str, ...]) -> list[Stage]:
+    """The named stages; consumers come before ingest so that the in-process bus has
+    every group subscribed before the first message is published."""
+    out: list[Stage] = []
+    if "engine" in names:
+        out.append(EngineStage())
+    if "sink" in names:
+        out.append(SinkStage())
+    if "alerts" in names:
+        out.append(AlertsStage())
+    if "api" in names:
         out.append(
-            serve_api(
-                rt, stop, refresh_stats="alerts" not in stages,
-                uses_mqtt=bool({"ingest", "alerts"} & set(stages)),
+            ApiStage(
+                refresh_stats="alerts" not in names,
+                uses_mqtt=bool({"ingest", "alerts"} & set(names)),
             )
-        )  # fmt: skip
-    if "ingest" in stages:
-        registry = Registry(rt.pool, auto_register=s.auto_register)
-        out.append(run_ingest(s, rt.bus, registry, rt.mqtt_url, wall_ms, stop))
+        )
+    if "ingest" in names:
+        out.append(IngestStage())
     return out
 
 
@@ -155,37 +195,37 @@ async def serve_api(
     elif not s.admin_token:
         rt.say("admin token: the one printed at first start; lost it? restart with"
                " YJ_ADMIN_TOKEN=<a secret of your choice> and use that")  # fmt: skip
-    store = AlertStore(rt.pool, utcnow)
+    store = AlertStore(rt.pool, rt.clock.now, rt.alert_settings)
     hub = ChangeHub(rt.pool, store, s.sse_queue_size)
     mqtt = mqtt_host_port(rt.mqtt_url) if uses_mqtt else None
-    app = create_app(s, rt.pool, rt.bus, store, hub, dependency_checks(s.kafka_bootstrap, mqtt))
+    app = create_app(
+        s, rt.pool, rt.bus, store, hub, dependency_checks(s.kafka_bootstrap, mqtt),
+        health=rt.health, hazard_settings=rt.hazard_settings,
+    )  # fmt: skip
     server = _Server(server_config(app, s))
-    hub_task = asyncio.create_task(hub.run(stop), name="sse-hub")
-    presence_task = asyncio.create_task(app.state.presence.run(stop), name="online-counts")
-    if refresh_stats:
-        stats_task = asyncio.create_task(
-            StatsRefresher(rt.pool, utcnow, AlertSettings().stats_every_s).run(stop), name="stats"
-        )
     serving = asyncio.create_task(server.serve(), name="http")
     # Say where the API is only once the port is bound; a refused port ends `serving`.
     bound = asyncio.create_task(server.bound.wait())
-    await asyncio.wait([serving, bound], return_when=asyncio.FIRST_COMPLETED)
-    if not server.bound.is_set():
+    try:
+        await asyncio.wait([serving, bound], return_when=asyncio.FIRST_COMPLETED)
+        if not server.bound.is_set():
+            raise ListenError(
+                f"the API could not listen on {s.http_host}:{s.http_port} (in use?);"
+                " set YJ_HTTP_PORT"
+            )
+        base = f"http://{s.http_host}:{s.http_port}"
+        rt.say(f"API and alarm board on {base}/ (alerts: {base}/api/v1/alerts, docs: {base}/docs)")
+        async with asyncio.TaskGroup() as helpers:
+            helpers.create_task(hub.run(stop, rt.health), name="sse-hub")
+            helpers.create_task(app.state.presence.run(stop, health=rt.health), name="online")
+            if refresh_stats:
+                stats = StatsRefresher(rt.pool, rt.clock.now, rt.alert_settings.stats_every_s)
+                helpers.create_task(stats.run(stop, rt.health), name="stats")
+            await stop.wait()
+    finally:
         bound.cancel()
-        stop.set()
-        await hub_task
-        raise ListenError(
-            f"the API could not listen on {s.http_host}:{s.http_port} (in use?); set YJ_HTTP_PORT"
-        )
-    base = f"http://{s.http_host}:{s.http_port}"
-    rt.say(f"API and alarm board on {base}/ (alerts: {base}/api/v1/alerts, docs: {base}/docs)")
-    await stop.wait()
-    server.should_exit = True
-    await serving
-    await hub_task
-    await presence_task
-    if refresh_stats:
-        await stats_task
+        server.should_exit = True
+        await serving
 
 
 async def run_stages(
@@ -194,18 +234,17 @@ async def run_stages(
     stop: asyncio.Event,
     extra: list[Coroutine[Any, Any, None]] | None = None,
 ) -> None:
-    """Runs stages until `stop`; if one fails, the others are stopped and the error raised."""
-    tasks = []
-    for coro in [*stage_tasks(rt, stages, stop), *(extra or [])]:
-        tasks.append(asyncio.create_task(coro))
-        await asyncio.sleep(0)  # let each consumer subscribe before the next stage starts
+    """Runs the named stages, each under the supervisor (a failed stage is restarted), and
+    the system watch, until `stop`. Only a fatal error (the API's port is taken) or an
+    `extra` coroutine that fails ends them all; it is raised."""
+    supervisor = Supervisor(rt, fatal=(ListenError,))
     try:
-        done, _ = await asyncio.wait(
-            [*tasks, asyncio.create_task(stop.wait())], return_when=asyncio.FIRST_COMPLETED
-        )
-        for t in done:
-            if t in tasks and t.exception() is not None:
-                raise t.exception()  # type: ignore[misc]
-    finally:
+        async with asyncio.TaskGroup() as tasks:
+            for stage in [*stages_of(stages), WatchStage()]:
+                tasks.create_task(supervisor.run(stage, stop), name=stage.name)
+                await asyncio.sleep(0)  # let each consumer subscribe before the next starts
+            for coro in extra or []:
+                tasks.create_task(coro)
+    except BaseExceptionGroup as group:
         stop.set()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        raise group.exceptions[0] from None

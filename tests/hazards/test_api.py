@@ -12,8 +12,14 @@ import httpx
 import pytest
 
 from tests.hazards.conftest import JPEG, PDF, PNG, bearer
+from yujing.alerts.store import AlertStore
 from yujing.alerts.testkit import Clock, at
+from yujing.api.app import create_app
 from yujing.api.auth import Role
+from yujing.api.stream import ChangeHub
+from yujing.config import Settings
+from yujing.hazards.settings import HazardSettings
+from yujing.ingest.bus import MemoryBus
 
 pytestmark = pytest.mark.integration
 
@@ -134,11 +140,20 @@ async def test_listed_supervision_is_signed_off_by_its_level_only(
 
 
 async def test_bad_uploads_are_refused_and_nothing_is_kept(
-    api: httpx.AsyncClient, pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+    pool: asyncpg.Pool, store: AlertStore
 ) -> None:
+    # The settings are handed to the app (read from the environment once, at start).
+    small = HazardSettings(hazard_evidence_max_bytes=2048)
+    app = create_app(Settings(), pool, MemoryBus(), store, ChangeHub(pool, store),
+                     hazard_settings=small)  # fmt: skip
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as api:
+        await _bad_uploads(api, pool)
+
+
+async def _bad_uploads(api: httpx.AsyncClient, pool: asyncpg.Pool) -> None:
     op = await bearer(pool, "op", Role.OPERATOR, "ent1")
     hid = (await api.post(H, json=REPORT, headers=op)).json()["id"]
-    monkeypatch.setenv("YJ_HAZARD_EVIDENCE_MAX_BYTES", "2048")
     assert "empty" in problem(await upload(api, hid, op, b"", "image/jpeg", "e.jpg"), 422)
     big = JPEG + b"\x00" * 2048
     assert "larger" in problem(await upload(api, hid, op, big, "image/jpeg", "big.jpg"), 413)

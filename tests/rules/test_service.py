@@ -180,3 +180,32 @@ async def test_device_status_acts_at_once_and_maintenance_opens_a_window(
         " WHERE enterprise = 'e1'"
     )
     assert open_ is False
+
+
+async def test_the_engine_tick_runs_on_the_injected_clock(pool: asyncpg.Pool) -> None:
+    """`absent` and offline judgements come from the tick; a test clock drives it, so a
+    device goes offline exactly when the clock says 75 s of silence, not when time passes."""
+    bus, stop = MemoryBus(), asyncio.Event()
+    out = bus.consumer([Topics.TRANSITIONS], "test")
+    t0 = 1_763_856_000_000
+    now = [t0]
+    task = asyncio.create_task(run_engine(Settings(), bus, pool, stop, clock=lambda: now[0]))
+    try:
+        await asyncio.sleep(0.3)  # the consumers subscribe
+        crit = gas("gd-9", critical=True)
+        await bus.publish(
+            Topics.READINGS, [(b"e1/gd-9", series(crit, "ch4", [0.3], t0=t0).to_bytes())]
+        )
+        # The default 25 s interval, three missed: 75 s. The tick runs once a clock second.
+        now[0] = t0 + 74_000
+        assert await drain(out, 1, timeout_s=1.0) == []
+        now[0] = t0 + 75_000
+        [offline] = await drain(out, 1)
+        assert (offline.rule_id, offline.to_level, offline.ts) == (
+            "critical-offline",
+            1,
+            t0 + 75_000,
+        )
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 5)

@@ -15,7 +15,6 @@ never kept (it could be an internal page read back through the deliveries API).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import logging
@@ -32,6 +31,8 @@ from yujing.alerts import destinations
 from yujing.alerts.publishers import PublishError
 from yujing.alerts.settings import AlertSettings
 from yujing.alerts.webhooks import SecretBox, seal_plaintext
+from yujing.pipeline.health import Health
+from yujing.pipeline.periodic import periodic
 
 log = logging.getLogger(__name__)
 
@@ -85,20 +86,17 @@ class WebhookDispatcher:
         self._batch = batch
         self._box = SecretBox.from_settings(self._s)
 
-    async def run(self, stop: asyncio.Event) -> None:
+    async def run(self, stop: asyncio.Event, health: Health | None = None) -> None:
         sealed = await seal_plaintext(self._pool, self._box)
         if sealed:
             log.info("encrypted %d webhook secrets stored in clear", sealed)
         async with httpx.AsyncClient(timeout=self._s.webhook_timeout_s) as client:
-            while not stop.is_set():
-                try:
-                    sent = await self.deliver_due(client)
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                    log.warning("webhook dispatch paused: %s", exc)
-                    sent = 0
-                if sent < self._batch:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), self._s.webhook_poll_s)
+
+            async def once() -> bool:
+                # A full batch: more may be due, so the next round starts at once.
+                return await self.deliver_due(client) >= self._batch
+
+            await periodic("webhooks", once, self._s.webhook_poll_s, stop, health=health)
 
     async def deliver_due(self, client: httpx.AsyncClient) -> int:
         """One round: claims what is due now, sends it, records each outcome."""

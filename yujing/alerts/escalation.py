@@ -13,7 +13,6 @@ escalated either.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +26,8 @@ from yujing.alerts import cloudevents, webhooks
 from yujing.alerts.model import Alert
 from yujing.alerts.settings import AlertSettings
 from yujing.db import Conn
+from yujing.pipeline.health import Health
+from yujing.pipeline.periodic import periodic
 
 log = logging.getLogger(__name__)
 
@@ -79,14 +80,11 @@ class Escalator:
     ) -> None:
         self._pool, self._clock, self._s = pool, clock, settings
 
-    async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await self.tick()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("escalation check failed: %s", exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self._s.escalate_every_s)
+    async def run(self, stop: asyncio.Event, health: Health | None = None) -> None:
+        async def once() -> None:
+            await self.tick()
+
+        await periodic("escalation", once, self._s.escalate_every_s, stop, health=health)
 
     async def tick(self) -> list[Notice]:
         """Sends the notices due now; returns them."""

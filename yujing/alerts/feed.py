@@ -18,6 +18,8 @@ from prometheus_client import Counter
 from yujing.alerts.publishers import Publisher, PublishError
 from yujing.alerts.store import NOTIFY_CHANNEL, AlertStore
 from yujing.db import Conn
+from yujing.pipeline.health import Health
+from yujing.pipeline.periodic import periodic
 
 log = logging.getLogger(__name__)
 
@@ -35,20 +37,26 @@ class FeedRelay:
         self._publishers = list(publishers)
         self._wake = asyncio.Event()
 
-    async def run(self, stop: asyncio.Event) -> None:
+    async def run(self, stop: asyncio.Event, health: Health | None = None) -> None:
+        """Relays while this process holds the relay lock; waits for it otherwise. A lost
+        connection ends the session, which the periodic loop starts again."""
+
+        async def session() -> None:
+            await self._session(stop)
+
+        await periodic("alert-feed", session, 2.0, stop, health=health)
+
+    async def _session(self, stop: asyncio.Event) -> None:
         async with self._pool.acquire() as conn:
-            while not stop.is_set():
-                if await conn.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LOCK):
-                    break
-                await _wait(stop, 2.0)
-            else:
-                return
+            if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", RELAY_LOCK):
+                return  # another process relays; try again in a while
             await conn.add_listener(NOTIFY_CHANNEL, self._notified)
             try:
                 await self._relay(conn, stop)
             finally:
-                await conn.remove_listener(NOTIFY_CHANNEL, self._notified)
-                await conn.execute("SELECT pg_advisory_unlock($1)", RELAY_LOCK)
+                if not conn.is_closed():
+                    await conn.remove_listener(NOTIFY_CHANNEL, self._notified)
+                    await conn.execute("SELECT pg_advisory_unlock($1)", RELAY_LOCK)
 
     def _notified(self, *_: object) -> None:
         self._wake.set()
@@ -91,8 +99,3 @@ class FeedRelay:
 async def _cursor(conn: Conn, name: str) -> int:
     seq = await conn.fetchval("SELECT seq FROM feed_cursor WHERE name = $1", name)
     return int(seq or 0)
-
-
-async def _wait(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)

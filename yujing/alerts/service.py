@@ -2,12 +2,15 @@
 changes to the feeds. Offsets are committed only after the store has the changes.
 
 Beside the consumer run the outbox relay, the webhook dispatcher, the escalation check and
-the alarm-figures refresher; each is safe to run in every `alerts` process at once."""
+the alarm-figures refresher; each is safe to run in every `alerts` process at once.
+The stage itself (`AlertsStage`, with the hazard watch) is in yujing/runtime.py, which
+builds the publishers."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 
@@ -23,7 +26,9 @@ from yujing.alerts.settings import AlertSettings
 from yujing.alerts.stats import StatsRefresher
 from yujing.alerts.store import AlertStore
 from yujing.config import Settings
-from yujing.ingest.bus import Bus, Topics
+from yujing.ingest.bus import Bus, Record, Topics
+from yujing.pipeline.consume import Work, consume
+from yujing.pipeline.health import Health
 from yujing.rules import transition
 
 log = logging.getLogger(__name__)
@@ -39,37 +44,47 @@ async def run_alerts(
     stop: asyncio.Event,
     publishers: Sequence[Publisher],
     clock: Callable[[], datetime],
+    *,
+    alert_settings: AlertSettings | None = None,
+    health: Health | None = None,
+    store: AlertStore | None = None,
 ) -> None:
-    alert_settings = AlertSettings()
-    store = AlertStore(pool, clock, alert_settings)
-    helpers = [
-        asyncio.create_task(FeedRelay(pool, store, publishers).run(stop), name="alert-feed"),
-        asyncio.create_task(
-            WebhookDispatcher(pool, clock, alert_settings).run(stop), name="webhooks"
-        ),
-        asyncio.create_task(Escalator(pool, clock, alert_settings).run(stop), name="escalation"),
-        asyncio.create_task(
-            StatsRefresher(pool, clock, alert_settings.stats_every_s).run(stop), name="alarm-stats"
-        ),
-    ]
+    """The consume loop on `yj.transitions` with the helpers beside it in one task group:
+    whichever fails, the stage fails (and is restarted by the supervisor)."""
+    alert_settings = alert_settings or AlertSettings()
+    health = health or Health(time.time)
+    store = store or AlertStore(pool, clock, alert_settings)
+
+    async def handle(records: Sequence[Record]) -> None:
+        changes = []
+        for r in records:
+            try:
+                changes.append(transition.DECODER.decode(r.value))
+            except msgspec.DecodeError as exc:
+                BAD.inc()
+                log.error("undecodable transition at %s/%s: %s", r.partition, r.offset, exc)
+        # Idempotent by transition id: a batch applied again after an outage changes nothing.
+        for stored in await store.apply(changes):
+            APPLIED.labels(stored.transition).inc()
+
     consumer = bus.consumer([Topics.TRANSITIONS], settings.alerts_group)
     try:
-        while not stop.is_set():
-            records = await consumer.next_batch(timeout_s=0.5)
-            if not records:
-                continue
-            changes = []
-            for r in records:
-                try:
-                    changes.append(transition.DECODER.decode(r.value))
-                except msgspec.DecodeError as exc:
-                    BAD.inc()
-                    log.error("undecodable transition at %s/%s: %s", r.partition, r.offset, exc)
-            for stored in await store.apply(changes):
-                APPLIED.labels(stored.transition).inc()
-            await consumer.commit()
+        async with asyncio.TaskGroup() as helpers:
+            helpers.create_task(
+                FeedRelay(pool, store, publishers).run(stop, health), name="alert-feed"
+            )
+            helpers.create_task(
+                WebhookDispatcher(pool, clock, alert_settings).run(stop, health), name="webhooks"
+            )
+            helpers.create_task(
+                Escalator(pool, clock, alert_settings).run(stop, health), name="escalation"
+            )
+            helpers.create_task(
+                StatsRefresher(pool, clock, alert_settings.stats_every_s).run(stop, health),
+                name="alarm-stats",
+            )
+            await consume("alerts", consumer, Work(handle, rehandle=True), stop, health)
     finally:
         await consumer.close()
-        await asyncio.gather(*helpers)
         for publisher in publishers:
             await publisher.close()

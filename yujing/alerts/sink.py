@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -21,6 +22,9 @@ from yujing.alerts.upkeep import Upkeep
 from yujing.config import Settings
 from yujing.ingest import batch as b
 from yujing.ingest.bus import Bus, Record, Topics, decoded
+from yujing.pipeline.consume import Work, consume
+from yujing.pipeline.health import Health
+from yujing.pipeline.stage import Runtime
 from yujing.registry.store import mark_seen
 
 log = logging.getLogger(__name__)
@@ -69,9 +73,14 @@ def _text(s: str | None) -> str | None:
 
 
 class Sink:
-    def __init__(self, pool: asyncpg.Pool, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        clock: Callable[[], datetime] = utcnow,
+        readings: ReadingWriter | None = None,
+    ) -> None:
         self._pool = pool
-        self._readings = ReadingWriter(pool)
+        self._readings = readings or ReadingWriter(pool)
         self._clock = clock
 
     async def write(self, records: Sequence[Record]) -> None:
@@ -207,23 +216,39 @@ def presence(
     return seen, _dt(min(max(arrived, 0), _MAX_MS))
 
 
-async def run_sink(settings: Settings, bus: Bus, pool: asyncpg.Pool, stop: asyncio.Event) -> None:
-    """Stores batches and commits their offsets; beside it, storage upkeep (partitions
-    ahead, retention) every `YJ_STORAGE_UPKEEP_S`."""
-    sink = Sink(pool)
-    upkeep = Upkeep(pool, utcnow, settings.retention_raw, settings.retention_agg,
+async def run_sink(
+    settings: Settings,
+    bus: Bus,
+    pool: asyncpg.Pool,
+    stop: asyncio.Event,
+    *,
+    health: Health | None = None,
+    clock: Callable[[], datetime] = utcnow,
+    sink: Sink | None = None,
+) -> None:
+    """Stores batches and commits their offsets (the consume loop: a batch is stored again
+    after an outage, which the readings' duplicate check absorbs); beside it, storage
+    upkeep (partitions ahead, retention) every `YJ_STORAGE_UPKEEP_S`."""
+    health = health or Health(time.time)
+    sink = sink or Sink(pool, clock)
+    upkeep = Upkeep(pool, clock, settings.retention_raw, settings.retention_agg,
                     settings.storage_upkeep_s)  # fmt: skip
-    upkeep_task = asyncio.create_task(upkeep.run(stop), name="storage-upkeep")
     consumer = bus.consumer(
         [Topics.READINGS, Topics.EVENTS, Topics.STATUS, Topics.DEADLETTER], settings.sink_group
     )
     try:
-        while not stop.is_set():
-            records = await consumer.next_batch(timeout_s=0.5, max_records=5000)
-            if records:
-                await sink.write(records)
-                await consumer.commit()
+        async with asyncio.TaskGroup() as helpers:
+            helpers.create_task(upkeep.run(stop, health), name="storage-upkeep")
+            await consume(
+                "sink", consumer, Work(sink.write, rehandle=True), stop, health,
+                max_records=5000,
+            )  # fmt: skip
     finally:
         await consumer.close()
-        stop.set()
-        await upkeep_task
+
+
+class SinkStage:
+    name = "sink"
+
+    async def run(self, rt: Runtime, stop: asyncio.Event) -> None:
+        await run_sink(rt.settings, rt.bus, rt.pool, stop, health=rt.health, clock=rt.clock.now)

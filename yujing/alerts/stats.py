@@ -16,7 +16,6 @@ The same figures go to `/metrics`, refreshed by `StatsRefresher` in the alerts s
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -26,6 +25,8 @@ import asyncpg
 from prometheus_client import Gauge
 
 from yujing.db import Conn
+from yujing.pipeline.health import Health
+from yujing.pipeline.periodic import periodic
 
 log = logging.getLogger(__name__)
 
@@ -163,14 +164,11 @@ class StatsRefresher:
     ) -> None:
         self._pool, self._clock, self._every_s = pool, clock, every_s
 
-    async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await self.refresh()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("alarm figures not refreshed: %s", exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self._every_s)
+    async def run(self, stop: asyncio.Event, health: Health | None = None) -> None:
+        async def once() -> None:
+            await self.refresh()
+
+        await periodic("alarm-stats", once, self._every_s, stop, health=health)
 
     async def refresh(self) -> dict[str, Any]:
         now = self._clock()

@@ -5,7 +5,6 @@ TimescaleDB policies do not do it."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 from collections.abc import Callable
@@ -15,6 +14,8 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 
 from yujing.db import MIGRATION_LOCK, Conn
+from yujing.pipeline.health import Health
+from yujing.pipeline.periodic import periodic
 
 log = logging.getLogger(__name__)
 
@@ -140,15 +141,12 @@ class Upkeep:
             log.info("storage upkeep: %s", done)
         return done
 
-    async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await self.once()
-            except (asyncpg.PostgresError, OSError) as exc:
-                # Upkeep is hours ahead of need: a failed pass is retried, the stream goes on.
-                log.error("storage upkeep failed, retried in %.0f s: %s", self.every_s, exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.every_s)
+    async def run(self, stop: asyncio.Event, health: Health | None = None) -> None:
+        # Upkeep is hours ahead of need: a pass that fails on an outage is retried.
+        async def once() -> None:
+            await self.once()
+
+        await periodic("storage-upkeep", once, self.every_s, stop, health=health)
 
 
 async def _has_policy(conn: Conn, table: str) -> bool:

@@ -38,8 +38,11 @@ from yujing.api.routes import (
 from yujing.api.schemas import Health, Readiness
 from yujing.api.stream import ChangeHub
 from yujing.config import Settings
+from yujing.hazards.settings import HazardSettings
 from yujing.ingest.bus import Bus
 from yujing.picture.presence import PresenceFigures
+from yujing.pipeline.health import Health as StageHealth
+from yujing.pipeline.health import StageState
 
 Check = Callable[[], Awaitable[bool]]
 
@@ -51,7 +54,13 @@ def create_app(
     store: AlertStore,
     hub: ChangeHub,
     checks: dict[str, Check] | None = None,
+    *,
+    health: StageHealth | None = None,
+    hazard_settings: HazardSettings | None = None,
 ) -> FastAPI:
+    """`health`: the stages of this process, whose state `/readyz` reports (none in an app
+    made by a test). `hazard_settings`: read from the environment when not handed in."""
+    hazard_settings = hazard_settings or HazardSettings()
     # Swagger UI and ReDoc from files in the package: /docs works without the internet.
     app = FastAPIOffline(
         title="yujing 预警",
@@ -60,9 +69,11 @@ def create_app(
     )
     app.state.settings, app.state.pool, app.state.bus = settings, pool, bus
     app.state.store, app.state.hub = store, hub
+    app.state.hazard_settings = hazard_settings
     app.state.presence = PresenceFigures(pool, store.now)
     problems.install(app)
-    limits.install(app, settings.http_max_body_bytes, hazards.body_allowances("/api/v1"))
+    allowances = hazards.body_allowances("/api/v1", hazard_settings)
+    limits.install(app, settings.http_max_body_bytes, allowances)
     for module in (alerts, rules, device_batches, devices, enterprises, sites, deadletters,
                    tokens, webhooks, maintenance, picture, asyncapi, hazards):  # fmt: skip
         # One mechanism for every route: a query parameter it does not declare is refused.
@@ -73,6 +84,7 @@ def create_app(
             return bool(await conn.fetchval("SELECT true"))
 
     all_checks: dict[str, Check] = {"database": database, **(checks or {})}
+    stages = health or StageHealth(lambda: 0.0)
 
     @app.get("/healthz", tags=["health"], response_model=Health)
     async def healthz() -> dict[str, str]:
@@ -92,10 +104,16 @@ def create_app(
                 results[name] = await check()
             except Exception:
                 results[name] = False
+        # A stage the supervisor is restarting makes the process unready (name `stage:…`).
+        for name, report in stages.stages.items():
+            results[f"stage:{name}"] = report.state is not StageState.RESTARTING
+        reports = stages.public()
         if all(results.values()):
-            return {"status": "ready", "checks": results}
+            return {"status": "ready", "checks": results, "stages": reports}
         failing = ", ".join(n for n, ok in results.items() if not ok)
-        return problem_response(503, "Unavailable", f"not reachable: {failing}", checks=results)
+        return problem_response(
+            503, "Unavailable", f"not ready: {failing}", checks=results, stages=reports
+        )
 
     @app.get(
         "/metrics", tags=["health"], response_class=Response,

@@ -193,9 +193,21 @@ class Health(BaseModel):
     status: Literal["ok"]
 
 
+class StageStatus(BaseModel):
+    state: Literal["running", "restarting", "stopped"]
+    restarts: int = Field(description="times the supervisor restarted it since the process began")
+    error: str | None = Field(description="its last failure")
+
+
 class Readiness(BaseModel):
     status: Literal["ready"]
-    checks: dict[str, bool] = Field(description="each dependency: reachable now?")
+    checks: dict[str, bool] = Field(
+        description="each dependency: reachable now? and each stage (`stage:<name>`): not"
+        " waiting to be restarted?"
+    )
+    stages: dict[str, StageStatus] = Field(
+        default_factory=dict, description="the stages this process runs"
+    )
 
 
 class AlarmStatistics(BaseModel):

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 import asyncpg
 
 from yujing.alerts.store import NOTIFY_CHANNEL, AlertStore, StoredChange
+from yujing.pipeline.health import Health
+from yujing.pipeline.periodic import periodic
 
 log = logging.getLogger(__name__)
 
@@ -35,15 +37,18 @@ class ChangeHub:
     _subscribers: set[Subscriber] = field(default_factory=set)
     _wake: asyncio.Event = field(default_factory=asyncio.Event)
 
-    async def run(self, stop: asyncio.Event) -> None:
-        self.seq = await self.store.last_seq()
-        while not stop.is_set():
-            try:
-                await self._listen(stop)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("alert change listener lost its connection: %s", exc)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), 1.0)
+    async def run(self, stop: asyncio.Event, health: Health | None = None) -> None:
+        """Listens until `stop`; a lost connection is listened on again (periodic.py)."""
+        started = False
+
+        async def session() -> None:
+            nonlocal started
+            if not started:
+                self.seq = await self.store.last_seq()
+                started = True
+            await self._listen(stop)
+
+        await periodic("sse-hub", session, 1.0, stop, health=health)
 
     async def _listen(self, stop: asyncio.Event) -> None:
         async with self.pool.acquire() as conn:

@@ -11,7 +11,6 @@ subscriptions that take escalations, as the alert escalation's do.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +29,8 @@ from yujing.hazards.model import Grade, Hazard, Source, Step
 from yujing.hazards.settings import HazardSettings
 from yujing.hazards.store import record
 from yujing.levels import Level
+from yujing.pipeline.health import Health
+from yujing.pipeline.periodic import periodic
 
 log = logging.getLogger(__name__)
 
@@ -84,14 +85,11 @@ class HazardWatch:
     ) -> None:
         self._pool, self._clock, self._s = pool, clock, settings
 
-    async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                await self.tick()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning("hazard watch failed: %s", exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self._s.hazard_watch_every_s)
+    async def run(self, stop: asyncio.Event, health: Health | None = None) -> None:
+        async def once() -> None:
+            await self.tick()
+
+        await periodic("hazard-watch", once, self._s.hazard_watch_every_s, stop, health=health)
 
     async def tick(self) -> Outcome:
         now = self._clock()

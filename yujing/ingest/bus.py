@@ -41,16 +41,29 @@ class Record:
     decoded: Any = field(default=None, compare=False, repr=False)
 
 
+class CommitFailed(Exception):
+    """The broker did not take an offset commit. `lost`: the group rebalanced and the
+    partitions are no longer this consumer's (their new owner re-reads from the last
+    commit); otherwise the same commit may be tried again."""
+
+    def __init__(self, message: str, *, lost: bool) -> None:
+        super().__init__(message)
+        self.lost = lost
+
+
 class Consumer(Protocol):
     async def next_batch(self, timeout_s: float = 1.0, max_records: int = 10_000) -> list[Record]:
         """Records in order per partition; empty after `timeout_s` with nothing to read."""
 
     async def commit(self) -> None:
-        """Mark everything returned so far as processed."""
+        """Mark everything returned so far as processed; raises `CommitFailed`."""
 
     def assignment(self) -> set[int] | None:
         """The partitions this consumer holds now; None when it holds every partition (the
         in-process bus, or a broadcast consumer)."""
+
+    async def lag(self) -> int | None:
+        """Records on the held partitions not yet returned (None: not known yet)."""
 
     async def close(self) -> None: ...
 
@@ -442,6 +455,11 @@ class _MemoryConsumer:
 
     def assignment(self) -> set[int] | None:
         return None
+
+    async def lag(self) -> int | None:
+        """Records published and not yet read by this consumer, over its topics."""
+        logs = self._bus._logs
+        return sum(max(0, logs[t].next - at) for t, at in self._read.items() if t in logs)
 
     async def close(self) -> None:
         if not self._closed and self._group is not None:

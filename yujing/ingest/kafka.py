@@ -12,9 +12,9 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import CommitFailedError, KafkaError, TopicAlreadyExistsError
 
-from yujing.ingest.bus import Consumer, Record
+from yujing.ingest.bus import CommitFailed, Consumer, Record
 from yujing.ingest.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -110,7 +110,13 @@ class _KafkaConsumer:
                 # then reach the same engine, which `assignment()` below relies on.
                 partition_assignment_strategy=(RangePartitionAssignor,),
             )
-            await consumer.start()
+            try:
+                await consumer.start()
+            except BaseException:
+                # Not ours yet, so `close` would not stop it: the consume loop retries a
+                # start that failed on an outage, and must not leave a consumer behind.
+                await consumer.stop()
+                raise
             self._consumer = consumer
         return self._consumer
 
@@ -130,10 +136,12 @@ class _KafkaConsumer:
         if self._consumer is not None and self._group is not None:
             try:
                 await self._consumer.commit()
-            except KafkaError as exc:
+            except CommitFailedError as exc:
                 # A rebalance took our partitions: the new owner re-reads from the last
-                # commit, and the idempotent stages downstream absorb the replay.
-                log.warning("commit failed, records will be redelivered: %s", exc)
+                # commit (the consume loop, yujing/pipeline/consume.py, decides the rest).
+                raise CommitFailed(str(exc), lost=True) from exc
+            except KafkaError as exc:
+                raise CommitFailed(str(exc), lost=not exc.retriable) from exc
 
     def assignment(self) -> set[int] | None:
         if self._group is None:
@@ -143,6 +151,20 @@ class _KafkaConsumer:
         # Every topic has the same partition count and keying, so partition n of each
         # input topic carries the same devices.
         return {tp.partition for tp in self._consumer.assignment()}
+
+    async def lag(self) -> int | None:
+        """From the high watermarks of the last fetch and the positions now."""
+        if self._consumer is None:
+            return None
+        total = 0
+        try:
+            for tp in self._consumer.assignment():
+                high = self._consumer.highwater(tp)
+                if high is not None:
+                    total += max(0, high - await self._consumer.position(tp))
+        except KafkaError:  # a partition revoked meanwhile: known again after the next fetch
+            return None
+        return total
 
     async def close(self) -> None:
         if self._consumer is not None:

@@ -476,14 +476,9 @@ async def run_ingest(
     stop: asyncio.Event,
 ) -> None:
     ingestor = Ingestor(settings, registry, bus, clock)
-    watcher = asyncio.create_task(watch_registry(bus, registry, stop), name="registry-watch")
-    try:
-        await MqttSource(settings, mqtt_url).run(ingestor, clock, stop)
-    except Exception:
-        log.exception("ingest stopped")
-        raise
-    finally:
-        # Without `stop` set (the source failed) the watcher would wait forever.
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
+    # One task group: if the source fails (the registry's database is down) or the watcher
+    # does, the other is cancelled and the stage fails, to be restarted by the supervisor;
+    # the MQTT broker redelivers what was not acknowledged.
+    async with asyncio.TaskGroup() as tasks:
+        tasks.create_task(watch_registry(bus, registry, stop), name="registry-watch")
+        tasks.create_task(MqttSource(settings, mqtt_url).run(ingestor, clock, stop), name="mqtt")

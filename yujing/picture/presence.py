@@ -14,7 +14,6 @@ reported at least once."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -22,6 +21,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import asyncpg
+
+from yujing.pipeline.health import Health
+from yujing.pipeline.periodic import periodic
 
 DEFAULT_INTERVAL_S = 25.0  # AQ 6201's polling cycle; 3 missed = the health rule's 75 s
 MISSED_INTERVALS = 3
@@ -75,11 +77,10 @@ class PresenceFigures:
             await self.refresh()
         return self.as_of
 
-    async def run(self, stop: asyncio.Event, every_s: float = EVERY_S) -> None:
-        while not stop.is_set():
-            try:
-                await self.refresh()
-            except (OSError, asyncpg.PostgresError) as exc:
-                log.warning("online counts not refreshed: %s", exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), every_s)
+    async def run(
+        self, stop: asyncio.Event, every_s: float = EVERY_S, health: Health | None = None
+    ) -> None:
+        async def once() -> None:
+            await self.refresh()
+
+        await periodic("online-counts", once, every_s, stop, health=health)

@@ -415,19 +415,21 @@ async def link(
     return await _take(hazards, principal, hazard_id, act, None)
 
 
-def get_hazard_settings() -> HazardSettings:
-    return HazardSettings()
+def get_hazard_settings(request: Request) -> HazardSettings:
+    """The settings the app was made with (read from the environment once, at start)."""
+    settings: HazardSettings = request.app.state.hazard_settings
+    return settings
 
 
 # Room for the multipart framing around the file (boundaries, part headers, a long name).
 MULTIPART_ROOM = 64 * 1024
 
 
-def body_allowances(prefix: str) -> list[BodyAllowance]:
+def body_allowances(prefix: str, settings: HazardSettings) -> list[BodyAllowance]:
     """The request bodies of this router that may pass the API's general body limit: an
     evidence upload, up to `YJ_HAZARD_EVIDENCE_MAX_BYTES` and its multipart framing."""
     upload = re.escape(prefix + hazard_router.prefix) + r"/[^/]+/evidence"
-    return [(upload, get_hazard_settings().hazard_evidence_max_bytes + MULTIPART_ROOM)]
+    return [(upload, settings.hazard_evidence_max_bytes + MULTIPART_ROOM)]
 
 
 @hazard_router.post("/{hazard_id}/evidence", status_code=201, response_model=EvidencePublic)

@@ -98,7 +98,7 @@ async def test_distributed(
         await methane_incident(flow)
 
 
-BAD_INPUT = [
+BAD_INPUT: list[tuple[str, bytes | dict[str, Any], str]] = [
     ("yj/ent1/gd-1/telemetry", b'{"ts": 1, "values": {', "bad_json"),
     ("yj/ent1/gd-1/readings", b'{"ts": 1763856000000, "values": {"ch4": 1}}', "bad_topic"),
     ("yj/ent1/gd-1/telemetry", b'{"ts": 1763856000000, "values": {"ch4": "x"}}', "schema"),

@@ -85,5 +85,5 @@ async def test_filters_and_cursor_pagination(pool: asyncpg.Pool) -> None:
     page1 = await store.find(AlertQuery(limit=2))
     page2 = await store.find(AlertQuery(limit=2, cursor=page1[-1].seq))
     page3 = await store.find(AlertQuery(limit=2, cursor=page2[-1].seq))
-    seen = [a.device for a in page1 + page2 + page3]
+    seen = [str(a.device) for a in page1 + page2 + page3]
     assert sorted(seen) == ["d0", "d1", "d2", "d3", "d4"]  # nothing twice, nothing missed

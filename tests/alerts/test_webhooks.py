@@ -158,7 +158,8 @@ async def test_secrets_are_encrypted_at_rest_and_old_rows_migrated(
             )  # fmt: skip
         assert await webhooks.seal_plaintext(pool, box) == 1
         async with pool.acquire() as conn:
-            stored = dict(await conn.fetch("SELECT id, secret FROM webhook_subscriptions"))
+            rows = await conn.fetch("SELECT id, secret FROM webhook_subscriptions")
+        stored: dict[str, str] = {r["id"]: r["secret"] for r in rows}
         assert all(v.startswith(webhooks.SEALED) for v in stored.values())
         assert "s" * 20 not in stored[new.id] and "plain-old" not in stored["wh-old"]
         await webhooks.WebhookFanout(pool, clock).publish(

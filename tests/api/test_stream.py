@@ -5,6 +5,7 @@ the client's filters), heartbeats while idle, and a client that falls behind get
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -103,7 +104,7 @@ async def test_a_slow_client_gets_resync_and_the_others_everything(pool: asyncpg
         reader = asyncio.create_task(keep_up())
         for i in range(5):  # the slow client reads nothing meanwhile
             await store.apply([change(i + 1, N, Level.RED, device=f"d{i}")])
-            await wait_for(lambda n=i + 1: _count(received, n))
+            await wait_for(functools.partial(_count, received, i + 1))
         await reader
         assert [f["event"] for f in received] == ["raised"] * 5
         resync = parse(await anext(slow))

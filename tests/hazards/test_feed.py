@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -89,7 +90,7 @@ async def test_hazard_steps_share_the_feed_with_alerts(
             day = await a_day(store, hazards, ent)
             pushed = await receive(sub, 2)
             for name in ("kafka", "webhooks"):
-                await wait_for(lambda n=name: relayed(pool, n, day[-1].seq))
+                await wait_for(functools.partial(relayed, pool, name, day[-1].seq))
         await feed.close()
     seqs = [c.seq for c in day]
     assert seqs == sorted(seqs) and [c.record for c in day] == [

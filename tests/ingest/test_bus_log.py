@@ -136,8 +136,8 @@ async def test_consumers_in_the_process_get_the_publishers_object() -> None:
     assert rec.decoded is b and ReadingBatch.from_bytes(rec.value).value.tolist() == [0.3, 0.4]
 
 
-async def open_log(path: Path, **kw: int) -> MemoryBus:
-    bus = MemoryBus(max_lag=kw.pop("max_lag", 1000), wal=Wal(path, **kw))
+async def open_log(path: Path, *, max_lag: int = 1000, segment_bytes: int = 64 << 20) -> MemoryBus:
+    bus = MemoryBus(max_lag=max_lag, wal=Wal(path, segment_bytes=segment_bytes))
     await bus.start()
     return bus
 

@@ -107,7 +107,8 @@ def test_a_run_at_once_is_the_same_as_seq_by_seq(messages: list[list[int | None]
     one, many = SeqWindow(), SeqWindow()
     for i, message in enumerate(messages):
         if i % 4 == 0:
-            one.begin(), many.begin()
+            one.begin()
+            many.begin()
         if isinstance(message, int):
             top = one._devices[dev].top if dev in one._devices else 0
             seqs: list[int | None] = list(range(top + 1, top + 1 + message))
@@ -117,5 +118,6 @@ def test_a_run_at_once_is_the_same_as_seq_by_seq(messages: list[list[int | None]
         assert many.accept_all(dev, seqs) == expected
         assert many._devices == one._devices and many.gaps == one.gaps
         if i % 4 == 3:
-            one.rollback(), many.rollback()
+            one.rollback()
+            many.rollback()
             assert many._devices == one._devices and many.gaps == one.gaps

@@ -23,7 +23,7 @@ def msg(topic: str, body: object) -> Message:
 
 
 def count(outcome: str) -> float:
-    return MESSAGES.labels(outcome)._value.get()
+    return float(MESSAGES.labels(outcome)._value.get())
 
 
 async def drain(bus_consumer: object) -> list[Record]:
@@ -78,6 +78,7 @@ async def test_auto_register_accepts_unknown_devices(pool: asyncpg.Pool) -> None
     assert [r.topic for r in await drain(out)] == [Topics.READINGS]
     async with pool.acquire() as conn:
         row = await conn.fetchrow("SELECT * FROM devices WHERE device = 'new-1'")
+    assert row is not None
     assert (row["kind"], row["site"], row["auto_registered"]) == ("unknown", "unassigned", True)
 
 

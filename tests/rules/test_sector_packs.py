@@ -72,7 +72,7 @@ def test_four_blue_items_make_the_dam_yellow() -> None:
                        {"dam": "d", "item": "beach_slope", "warn_blue": "1.0", "warn_yellow": "0.8",
                         "warn_orange": "0.6", "warn_red": "0.4"}, {"beach_slope": "%"})  # fmt: skip
     rows = [(d, d.tags["item"], T0 + i * 1000, 12.0) for i, d in enumerate(devices)]
-    got = engine.on_batch(batch(rows))  # type: ignore[arg-type]
+    got = engine.on_batch(batch(rows))
     # four blue points, but only three distinct items
     assert [t.rule_id for t in got].count("tailings-dam-yellow") == 0
     got = engine.on_batch(series(slope, "beach_slope", [0.9], t0=T0 + 10_000))

@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 
 import asyncpg
@@ -85,7 +85,7 @@ class ChangeHub:
         last_event_id: int | None,
         heartbeat_s: float,
         record: str = "alert",
-    ) -> AsyncIterator[str]:
+    ) -> AsyncGenerator[str, None]:
         """Changes of one kind of record (alerts, or hazards) that `accept` lets through."""
 
         def of_record(change: StoredChange) -> bool:

@@ -1,10 +1,10 @@
-"""Alert tests run on timelines with an injected clock (yujing.alerts.testkit)."""
+"""Alert tests run on timelines with an injected clock (yujing.testing.alerts)."""
 
 from __future__ import annotations
 
 import pytest
 
-from yujing.alerts.testkit import Clock, at
+from yujing.testing.alerts import Clock, at
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ import pytest
 from yujing import db, migrations
 from yujing.alerts.readings import ReadingWriter
 from yujing.alerts.store import AlertStore
-from yujing.alerts.testkit import level_change
 from yujing.api.app import create_app
 from yujing.api.auth import Role, create_token
 from yujing.api.stream import ChangeHub
@@ -25,6 +24,7 @@ from yujing.ingest.batch import DeviceInfo, ReadingBatch
 from yujing.ingest.bus import MemoryBus
 from yujing.levels import Level
 from yujing.testing import servers
+from yujing.testing.alerts import level_change
 
 pytestmark = pytest.mark.integration
 T0 = 1_763_856_000_000

@@ -16,9 +16,9 @@ from lxml import etree
 from yujing.alerts import cap
 from yujing.alerts.settings import AlertSettings
 from yujing.alerts.store import AlertStore, StoredChange
-from yujing.alerts.testkit import Clock
-from yujing.alerts.testkit import level_change as change
 from yujing.levels import Level
+from yujing.testing.alerts import Clock
+from yujing.testing.alerts import level_change as change
 
 pytestmark = pytest.mark.integration
 N = Level.NONE

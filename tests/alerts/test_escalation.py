@@ -12,9 +12,9 @@ from yujing.alerts import maintenance, webhooks
 from yujing.alerts.escalation import Escalator
 from yujing.alerts.settings import AlertSettings
 from yujing.alerts.store import AlertStore
-from yujing.alerts.testkit import Clock, at
-from yujing.alerts.testkit import level_change as change
 from yujing.levels import Level
+from yujing.testing.alerts import Clock, at
+from yujing.testing.alerts import level_change as change
 
 pytestmark = pytest.mark.integration
 N = Level.NONE

@@ -19,11 +19,11 @@ from yujing.alerts.feed import FeedRelay
 from yujing.alerts.model import Alert
 from yujing.alerts.publishers import KafkaFeed, MqttFeed, Publisher
 from yujing.alerts.store import AlertQuery, AlertStore
-from yujing.alerts.testkit import Clock, at, wait_for
-from yujing.alerts.testkit import level_change as change
 from yujing.ingest.bus import Topics
 from yujing.ingest.kafka import KafkaBus
 from yujing.levels import Level
+from yujing.testing.alerts import Clock, at, wait_for
+from yujing.testing.alerts import level_change as change
 
 pytestmark = pytest.mark.integration
 N = Level.NONE

@@ -10,9 +10,9 @@ import pytest
 from yujing.alerts import maintenance
 from yujing.alerts.settings import AlertSettings
 from yujing.alerts.store import AlertStore, StoredChange
-from yujing.alerts.testkit import Clock, at
-from yujing.alerts.testkit import level_change as change
 from yujing.levels import Level
+from yujing.testing.alerts import Clock, at
+from yujing.testing.alerts import level_change as change
 
 pytestmark = pytest.mark.integration
 N, B, Y, OR, R = Level.NONE, Level.BLUE, Level.YELLOW, Level.ORANGE, Level.RED

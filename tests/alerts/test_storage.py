@@ -14,13 +14,13 @@ from yujing import db, migrations
 from yujing.alerts.readings import ReadingWriter
 from yujing.alerts.sink import Sink
 from yujing.alerts.storage import Capability, Layout, StorageRefused, plan
-from yujing.alerts.testkit import Clock
 from yujing.alerts.upkeep import Upkeep
 from yujing.api.auth import Role, create_token
 from yujing.config import Settings
 from yujing.ingest import batch as b
 from yujing.ingest.batch import DeviceInfo, ReadingBatch
 from yujing.ingest.bus import Record, Topics
+from yujing.testing.alerts import Clock
 
 T0 = 1_763_856_000_000  # 2025-11-23T00:00:00Z
 GD = [DeviceInfo("ent1", "gd-1", "gas_detector", "face-3"),

@@ -17,9 +17,9 @@ from yujing.alerts import destinations, maintenance, webhooks
 from yujing.alerts.dispatch import SIGNATURE_HEADER, WebhookDispatcher
 from yujing.alerts.settings import AlertSettings
 from yujing.alerts.store import AlertStore
-from yujing.alerts.testkit import Clock, WebhookReceiver, at
-from yujing.alerts.testkit import level_change as change
 from yujing.levels import Level
+from yujing.testing.alerts import Clock, WebhookReceiver, at
+from yujing.testing.alerts import level_change as change
 from yujing.testing.servers import free_port
 
 pytestmark = pytest.mark.integration

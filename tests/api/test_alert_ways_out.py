@@ -20,14 +20,14 @@ from yujing.alerts.dispatch import WebhookDispatcher
 from yujing.alerts.settings import AlertSettings
 from yujing.alerts.stats import StatsRefresher
 from yujing.alerts.store import AlertStore
-from yujing.alerts.testkit import Clock, at
-from yujing.alerts.testkit import level_change as change
 from yujing.api.app import create_app
 from yujing.api.auth import Role, create_token
 from yujing.api.stream import ChangeHub
 from yujing.config import Settings
 from yujing.ingest.bus import MemoryBus
 from yujing.levels import Level
+from yujing.testing.alerts import Clock, at
+from yujing.testing.alerts import level_change as change
 
 pytestmark = pytest.mark.integration
 N = Level.NONE

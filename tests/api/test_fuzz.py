@@ -23,7 +23,6 @@ from schemathesis.config import SchemathesisConfig
 from yujing import db, migrations
 from yujing.alerts.settings import AlertSettings
 from yujing.alerts.store import AlertStore
-from yujing.alerts.testkit import Clock, at, wait_for
 from yujing.api.app import create_app
 from yujing.api.auth import Role, create_token
 from yujing.api.server import server_config
@@ -32,6 +31,7 @@ from yujing.config import Settings
 from yujing.ingest.bus import MemoryBus
 from yujing.ingest.registry import upsert_device
 from yujing.testing import servers
+from yujing.testing.alerts import Clock, at, wait_for
 from yujing.testing.servers import free_port
 
 pytestmark = pytest.mark.integration

@@ -14,13 +14,13 @@ import uvicorn
 
 from yujing.alerts.settings import AlertSettings
 from yujing.alerts.store import AlertStore
-from yujing.alerts.testkit import Clock, at, wait_for
 from yujing.api.app import create_app
 from yujing.api.auth import Role, create_token
 from yujing.api.server import server_config
 from yujing.api.stream import ChangeHub
 from yujing.config import Settings
 from yujing.ingest.bus import MemoryBus
+from yujing.testing.alerts import Clock, at, wait_for
 from yujing.testing.servers import free_port
 
 pytestmark = pytest.mark.integration

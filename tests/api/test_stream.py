@@ -14,10 +14,10 @@ import asyncpg
 import pytest
 
 from yujing.alerts.store import AlertStore, StoredChange
-from yujing.alerts.testkit import Clock, at, wait_for
-from yujing.alerts.testkit import level_change as change
 from yujing.api.stream import ChangeHub
 from yujing.levels import Level
+from yujing.testing.alerts import Clock, at, wait_for
+from yujing.testing.alerts import level_change as change
 
 pytestmark = pytest.mark.integration
 N = Level.NONE

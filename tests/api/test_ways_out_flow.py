@@ -14,7 +14,7 @@ from typing import Any
 import aiomqtt
 import pytest
 
-from yujing.alerts.testkit import WebhookReceiver
+from yujing.testing.alerts import WebhookReceiver
 from yujing.testing.flow import Flow, eventually, running, settings_for_test
 from yujing.testing.servers import free_port
 

@@ -9,12 +9,12 @@ import httpx
 import pytest
 
 from yujing.alerts.store import AlertStore
-from yujing.alerts.testkit import Clock, at
 from yujing.api.app import create_app
 from yujing.api.auth import Role, create_token
 from yujing.api.stream import ChangeHub
 from yujing.config import Settings
 from yujing.ingest.bus import MemoryBus
+from yujing.testing.alerts import Clock, at
 
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01" + bytes(range(256)) * 4
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + b"\x00" * 64

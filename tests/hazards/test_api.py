@@ -13,13 +13,13 @@ import pytest
 
 from tests.hazards.conftest import JPEG, PDF, PNG, bearer
 from yujing.alerts.store import AlertStore
-from yujing.alerts.testkit import Clock, at
 from yujing.api.app import create_app
 from yujing.api.auth import Role
 from yujing.api.stream import ChangeHub
 from yujing.config import Settings
 from yujing.hazards.settings import HazardSettings
 from yujing.ingest.bus import MemoryBus
+from yujing.testing.alerts import Clock, at
 
 pytestmark = pytest.mark.integration
 

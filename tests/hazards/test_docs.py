@@ -8,11 +8,11 @@ import asyncpg
 import jsonschema
 
 from yujing.alerts import asyncapi, cloudevents
-from yujing.alerts.testkit import Clock
 from yujing.hazards import lifecycle
 from yujing.hazards.jurisdiction import Actor
 from yujing.hazards.model import Grade, Source, Step
 from yujing.hazards.store import HazardStore
+from yujing.testing.alerts import Clock
 
 
 def test_the_document_names_every_step() -> None:

@@ -20,8 +20,6 @@ from yujing.alerts import webhooks
 from yujing.alerts.feed import FeedRelay
 from yujing.alerts.publishers import KafkaFeed, MqttFeed, Publisher
 from yujing.alerts.store import AlertStore, StoredChange
-from yujing.alerts.testkit import Clock, at, wait_for
-from yujing.alerts.testkit import level_change as change
 from yujing.alerts.webhooks import WebhookFanout
 from yujing.api.stream import ChangeHub
 from yujing.hazards import lifecycle
@@ -30,6 +28,8 @@ from yujing.hazards.model import Grade, Hazard, Source, Step
 from yujing.hazards.store import HazardStore
 from yujing.ingest.bus import MemoryBus, Topics
 from yujing.levels import Level
+from yujing.testing.alerts import Clock, at, wait_for
+from yujing.testing.alerts import level_change as change
 
 pytestmark = pytest.mark.integration
 N = Level.NONE

@@ -9,9 +9,9 @@ import httpx
 import pytest
 
 from tests.hazards.conftest import PNG
-from yujing.alerts.testkit import Clock, at
 from yujing.api.auth import Role, create_token
 from yujing.registry.scope import Scope
+from yujing.testing.alerts import Clock, at
 from yujing.testing.registry import enterprise_record
 
 pytestmark = pytest.mark.integration

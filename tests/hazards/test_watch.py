@@ -14,12 +14,12 @@ import pytest
 from tests.hazards.conftest import PNG, bearer
 from yujing.alerts import webhooks
 from yujing.alerts.store import AlertStore
-from yujing.alerts.testkit import Clock, at
-from yujing.alerts.testkit import level_change as change
 from yujing.api.auth import Role
 from yujing.hazards.settings import HazardSettings
 from yujing.hazards.watch import HazardWatch
 from yujing.levels import Level
+from yujing.testing.alerts import Clock, at
+from yujing.testing.alerts import level_change as change
 
 pytestmark = pytest.mark.integration
 N, OR, R, Y = Level.NONE, Level.ORANGE, Level.RED, Level.YELLOW

@@ -26,7 +26,6 @@ from yujing.alerts.readings import ReadingWriter, Written
 from yujing.alerts.service import run_alerts
 from yujing.alerts.sink import Sink, run_sink
 from yujing.alerts.store import AlertStore, StoredChange
-from yujing.alerts.testkit import Clock, at, level_change
 from yujing.config import Settings
 from yujing.ingest.batch import DeviceInfo, ReadingBatch
 from yujing.ingest.bus import Bus, MemoryBus, Topics
@@ -39,9 +38,10 @@ from yujing.pipeline.retry import Backoff
 from yujing.pipeline.stage import Runtime
 from yujing.pipeline.supervisor import Supervisor
 from yujing.rules import transition
-from yujing.rules.testing import gas, series
 from yujing.rules.transition import Transition
+from yujing.testing.alerts import Clock, at, level_change
 from yujing.testing.flow import eventually
+from yujing.testing.rules import gas, series
 
 pytestmark = pytest.mark.integration
 FAST = Backoff(first_s=0.05, max_s=0.2)  # how long the supervisor waits: not what is tested

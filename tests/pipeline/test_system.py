@@ -12,7 +12,6 @@ import httpx
 import pytest
 
 from yujing.alerts.store import AlertQuery, AlertStore
-from yujing.alerts.testkit import Clock, at
 from yujing.api.app import create_app
 from yujing.api.stream import ChangeHub
 from yujing.config import Settings
@@ -22,6 +21,7 @@ from yujing.pipeline import system
 from yujing.pipeline.health import Health
 from yujing.pipeline.stage import Clock as StageClock
 from yujing.pipeline.system import Limits, SystemWatch, conditions
+from yujing.testing.alerts import Clock, at
 
 pytestmark = pytest.mark.integration
 HOST = "host-1"

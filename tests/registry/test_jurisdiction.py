@@ -16,9 +16,9 @@ from yujing.ingest import batch as b
 from yujing.ingest.bus import Record, Topics
 from yujing.levels import Level
 from yujing.registry.scope import Scope
-from yujing.rules.testing import batch
 from yujing.rules.transition import Transition
 from yujing.testing.registry import enterprise_record
+from yujing.testing.rules import batch
 
 pytestmark = pytest.mark.integration
 

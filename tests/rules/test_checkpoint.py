@@ -13,8 +13,8 @@ from yujing.ingest.bus import Record, Topics
 from yujing.rules.checkpoint import Checkpoints
 from yujing.rules.engine import Engine
 from yujing.rules.packs import default_rules
-from yujing.rules.testing import gas, series
 from yujing.rules.transition import Transition
+from yujing.testing.rules import gas, series
 
 pytestmark = pytest.mark.integration
 T0 = 1_763_856_000_000

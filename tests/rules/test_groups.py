@@ -19,8 +19,8 @@ from yujing.rules.model import Rule
 from yujing.rules.packs import default_rules
 from yujing.rules.service import run_engine
 from yujing.rules.signals import MemberChange
-from yujing.rules.testing import batch
 from yujing.rules.transition import Transition
+from yujing.testing.rules import batch
 
 T0 = 1_763_856_000_000
 ITEM = ("tailings-displacement", "tailings-item-yellow", "tailings-item-orange",

@@ -9,7 +9,7 @@ from yujing.ingest.batch import DeviceInfo, Status
 from yujing.rules.engine import Engine
 from yujing.rules.packs import default_rules
 from yujing.rules.reference import Reference
-from yujing.rules.testing import batch, gas, series
+from yujing.testing.rules import batch, gas, series
 
 T0 = 1_763_856_000_000  # 2025-11-23 00:00 UTC
 CRIT = gas("ch4-1", critical=True)

@@ -21,8 +21,8 @@ from yujing.ingest.kafka import KafkaBus
 from yujing.rules import transition
 from yujing.rules.engine import Engine
 from yujing.rules.packs import default_rules
-from yujing.rules.testing import gas, series
 from yujing.rules.transition import Transition
+from yujing.testing.rules import gas, series
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 T0 = 1_763_856_000_000

@@ -26,8 +26,8 @@ from yujing.ingest.kafka import KafkaBus
 from yujing.rules import transition
 from yujing.rules.engine import Engine
 from yujing.rules.packs import default_rules
-from yujing.rules.testing import batch
 from yujing.rules.transition import Transition
+from yujing.testing.rules import batch
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 PARTITIONS = 3

@@ -8,7 +8,7 @@ from yujing.ingest.batch import DeviceInfo, Event
 from yujing.rules.engine import Engine
 from yujing.rules.model import parse_rule
 from yujing.rules.packs import default_rules
-from yujing.rules.testing import batch, gas, series
+from yujing.testing.rules import batch, gas, series
 
 CRIT = gas("ch4-1", critical=True)
 T0 = 1_763_856_000_000

@@ -17,8 +17,8 @@ from yujing.rules.groups import GroupRules
 from yujing.rules.model import Rule, parse_rule
 from yujing.rules.reference import Reference
 from yujing.rules.snapshot import encode
-from yujing.rules.testing import batch, gas
 from yujing.rules.transition import Transition
+from yujing.testing.rules import batch, gas
 
 VALUES = [0.0, 0.7, 0.8, 0.9, 0.95, 1.0, 1.05, 1.2, 1.5, 1.6, 2.0, math.nan]
 DEVICES = [gas("d0", critical=True), gas("d1"), gas("d2", location="upper_corner", critical=True),

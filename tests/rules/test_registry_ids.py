@@ -7,7 +7,7 @@ from msgspec.structs import replace
 
 from yujing.rules.engine import Engine
 from yujing.rules.model import parse_rule
-from yujing.rules.testing import batch, gas
+from yujing.testing.rules import batch, gas
 
 RULES = [
     (parse_rule({"id": "intake-ch4", "kind": "threshold", "levels": {"orange": 0.5},

@@ -11,7 +11,7 @@ from yujing.rules.engine import Engine
 from yujing.rules.model import parse_rule, resolve_bound
 from yujing.rules.packs import default_rules
 from yujing.rules.reference import Reference
-from yujing.rules.testing import batch, series
+from yujing.testing.rules import batch, series
 
 T0 = 1_763_856_000_000
 

@@ -19,8 +19,8 @@ from yujing.ingest.bus import Consumer, MemoryBus, Topics
 from yujing.rules import store, transition
 from yujing.rules.model import parse_rule
 from yujing.rules.service import run_engine
-from yujing.rules.testing import gas, series
 from yujing.rules.transition import Transition
+from yujing.testing.rules import gas, series
 
 pytestmark = pytest.mark.integration
 DEV = gas("gd-1")

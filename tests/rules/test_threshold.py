@@ -6,7 +6,7 @@ import numpy as np
 
 from yujing.rules.engine import Engine
 from yujing.rules.model import parse_rule
-from yujing.rules.testing import batch, gas, series
+from yujing.testing.rules import batch, gas, series
 
 FACE = parse_rule(
     {

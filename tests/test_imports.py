@@ -1,5 +1,5 @@
 """No import cycles between yujing's modules: the module graph, function-level imports
-included, has no strongly connected component beyond the one still being taken apart."""
+included, has no strongly connected component."""
 
 from __future__ import annotations
 
@@ -7,10 +7,6 @@ import ast
 from pathlib import Path
 
 import yujing
-
-# Being taken apart on its own (issue 15: the rule-kind interface).
-KNOWN = {frozenset({"yujing.rules.engine", "yujing.rules.snapshot"})}
-
 
 def graph() -> dict[str, set[str]]:
     root = Path(yujing.__file__).parent
@@ -63,7 +59,7 @@ def cycles(g: dict[str, set[str]]) -> list[frozenset[str]]:
 def test_no_import_cycles() -> None:
     g = graph()
     assert "yujing.ingest.kafka" in g["yujing.ingest.buses"]  # the graph does see imports
-    assert [c for c in cycles(g) if c not in KNOWN] == []
+    assert cycles(g) == []
 
 
 def test_the_cycle_finder_finds_one() -> None:

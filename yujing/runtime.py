@@ -142,8 +142,9 @@ class WatchStage:
 
 
 def stages_of(names: tuple[str, ...]) -> list[Stage]:
-    """The named stages; consumers come before ingest so that the in-process bus has
-    every group subscribed before the first message is published."""
+    """The named stages, consumers before ingest. The bus keeps a position per consumer
+    group, so the order is not needed for correctness; it only lets the consumers be
+    reading when the first message arrives."""
     out: list[Stage] = []
     if "engine" in names:
         out.append(EngineStage())
@@ -242,7 +243,7 @@ async def run_stages(
         async with asyncio.TaskGroup() as tasks:
             for stage in [*stages_of(stages), WatchStage()]:
                 tasks.create_task(supervisor.run(stage, stop), name=stage.name)
-                await asyncio.sleep(0)  # let each consumer subscribe before the next starts
+                await asyncio.sleep(0)  # each stage starts in turn, consumers first
             for coro in extra or []:
                 tasks.create_task(coro)
     except BaseExceptionGroup as group:

@@ -347,8 +347,8 @@ def group_name(settings: Settings) -> str:
 
 async def run_groups(settings: Settings, bus: Bus, pool: asyncpg.Pool, stop: asyncio.Event) -> None:
     """The group rules' owner, run beside the engine (`run_engine`) in every engine process."""
-    # Subscribe before the first await, as `run_engine` does (the in-process bus delivers
-    # only to consumers that exist when a record is published).
+    # Subscribed before the rules are loaded, as in `run_engine`: a rule change made in
+    # between is then applied twice, which is harmless, rather than missed.
     control = bus.consumer([Topics.RULES], None)
     data = bus.consumer([Topics.GROUPS], group_name(settings))
     try:

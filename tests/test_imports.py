@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yujing
 
+
 def graph() -> dict[str, set[str]]:
     root = Path(yujing.__file__).parent
     files = {}

@@ -9,7 +9,6 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 
@@ -22,6 +21,7 @@ from yujing.rules import transition
 from yujing.rules.engine import Engine
 from yujing.rules.packs import default_rules
 from yujing.rules.transition import Transition
+from yujing.testing.processes import start_stage, stop_all
 from yujing.testing.rules import gas, series
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -59,19 +59,7 @@ def engines(
     }
     procs: list[subprocess.Popen[bytes]] = []
     yield procs, env
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(5)
-
-
-def start(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    code = "from yujing.cli import main; import sys; sys.argv = ['yujing', 'engine']; main()"
-    return subprocess.Popen([sys.executable, "-c", code], env=env)
+    stop_all(procs)
 
 
 async def publish_step(bus: KafkaBus, step: int) -> None:
@@ -103,12 +91,12 @@ async def test_partition_move_and_kill_9_lose_and_invent_nothing(
     watch = bus.consumer([Topics.TRANSITIONS], "watch")
     seen: list[Transition] = []
     try:
-        procs.append(start(env))
+        procs.append(start_stage(env))
         for step in range(3):
             await publish_step(bus, step)
         await collect(watch, seen, set(expected(3)), 60)
         assert set(expected(3)) <= {t.id for t in seen}
-        procs.append(start(env))  # joins the group: partitions move between the two
+        procs.append(start_stage(env))  # joins the group: partitions move between the two
         await asyncio.sleep(4)
         for step in range(3, 6):
             await publish_step(bus, step)
@@ -156,8 +144,8 @@ async def test_kill_take_over_come_back_and_rebalance_gives_the_exact_transition
             await asyncio.sleep(pause_s)
 
     try:
-        procs.append(start(env))
-        procs.append(start(env))
+        procs.append(start_stage(env))
+        procs.append(start_stage(env))
         await asyncio.sleep(4)
         await steps(3)
         await collect(watch, seen, set(expected(step)), 60)
@@ -165,10 +153,10 @@ async def test_kill_take_over_come_back_and_rebalance_gives_the_exact_transition
         procs[1].wait(5)
         await steps(3, 0.5)
         await collect(watch, seen, set(expected(step)), 60)  # the survivor took over
-        procs.append(start(env))  # the killed engine comes back: a rebalance
+        procs.append(start_stage(env))  # the killed engine comes back: a rebalance
         await asyncio.sleep(4)
         await steps(3, 0.5)
-        procs.append(start(env))  # a third joins (a rebalance) and leaves (another)
+        procs.append(start_stage(env))  # a third joins (a rebalance) and leaves (another)
         await asyncio.sleep(4)
         await steps(2, 0.5)
         procs[3].send_signal(signal.SIGTERM)

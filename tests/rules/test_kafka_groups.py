@@ -11,7 +11,6 @@ import asyncio
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ from yujing.rules import transition
 from yujing.rules.engine import Engine
 from yujing.rules.packs import default_rules
 from yujing.rules.transition import Transition
+from yujing.testing.processes import start_stage, stop_all
 from yujing.testing.rules import batch
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -68,19 +68,7 @@ PLAN: list[dict[int, float]] = [
 def engines(database_url: str, kafka_bootstrap: str) -> Iterator[list[subprocess.Popen[bytes]]]:
     procs: list[subprocess.Popen[bytes]] = []
     yield procs
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-            try:
-                p.wait(15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait(5)
-
-
-def start(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    code = "from yujing.cli import main; import sys; sys.argv = ['yujing', 'engine']; main()"
-    return subprocess.Popen([sys.executable, "-c", code], env=env)
+    stop_all(procs)
 
 
 async def collect(
@@ -180,7 +168,7 @@ async def test_group_alerts_exact_with_engines_killed_and_partitions_moved(
 
     try:
         for _ in range(n_engines):
-            procs.append(start(env))
+            procs.append(start_stage(env))
         await asyncio.sleep(6)  # every engine has joined both groups
         for s in range(3):
             await step(s)
@@ -191,7 +179,7 @@ async def test_group_alerts_exact_with_engines_killed_and_partitions_moved(
         victim.wait(5)
         for s in range(4, 7):
             await step(s)
-        procs.append(start(env))  # back: partitions move again
+        procs.append(start_stage(env))  # back: partitions move again
         await asyncio.sleep(6)
         for s in range(7, len(PLAN)):
             await step(s)

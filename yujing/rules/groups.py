@@ -35,7 +35,7 @@ from yujing.rules import transition as tr
 from yujing.rules.emit import RuleEntry
 from yujing.rules.kind import Owned
 from yujing.rules.model import CompositeRule, Rule
-from yujing.rules.signals import Composites, GroupState, MemberChange
+from yujing.rules.signals import Composites, GroupRecord, GroupState, MemberChange
 from yujing.rules.store import load_rules
 from yujing.rules.transition import Transition
 
@@ -54,14 +54,10 @@ def encode_changes(changes: Sequence[MemberChange]) -> list[tuple[bytes, bytes]]
     return [(c.key.encode(), ENCODER.encode(c)) for c in changes]
 
 
-class _Group(msgspec.Struct, array_like=True):
-    rule: str
-    group: str
-    enterprise: str
-    site: str | None
-    points: list[tuple[str, str, dict[str, int]]]
-    hot: list[tuple[str, str, int]]
-    level: int
+class _Group(GroupRecord, array_like=True):
+    """A group in the owner's snapshot: the engine's record of it, and what the owner needs
+    to tell a replayed member change (`replayed`)."""
+
     seen: list[str]
     newest: list[tuple[str, str, str, int]]
 
@@ -179,7 +175,7 @@ class GroupRules:
                 g.enterprise,
                 g.site,
                 {(d, p): dict(lv) for d, p, lv in g.points},
-                {(d, p): t for d, p, t in g.hot},
+                {(d, p): t for d, p, t in g.hot_at},
                 g.level,
                 dict.fromkeys(g.seen),
                 {(d, p, r): t for d, p, r, t in g.newest},
